@@ -1,0 +1,58 @@
+"""ExperimentHub: one hub object in the kernel; widgets, REST and cells drive the same experiments.
+
+``import experimenthub`` is light: MLflow, Prophet and scikit-learn load when first needed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    Busy,
+    DataError,
+    DatastreamError,
+    ExperimentExists,
+    ExperimentHubError,
+    ExperimentNotFound,
+    InvalidConfig,
+    InvalidName,
+    NoData,
+    NotReady,
+    PlotNotFound,
+    RunNotFound,
+    TrackingError,
+    TrainingFailed,
+    UnknownExperimentType,
+)
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from .experiment import Experiment, Status
+    from .experiments.base import ExperimentType
+    from .hub import ExperimentHub
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "ExperimentHub": ("experimenthub.hub", "ExperimentHub"),
+    "Experiment": ("experimenthub.experiment", "Experiment"),
+    "Status": ("experimenthub.experiment", "Status"),
+    "ExperimentType": ("experimenthub.experiments.base", "ExperimentType"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'experimenthub' has no attribute {name!r}")
+
+
+__all__ = [
+    "Busy", "DataError", "DatastreamError", "Experiment", "ExperimentExists", "ExperimentHub",
+    "ExperimentHubError", "ExperimentNotFound", "ExperimentType", "InvalidConfig", "InvalidName", "NoData",
+    "NotReady", "PlotNotFound", "RunNotFound", "Settings", "Status", "TrackingError", "TrainingFailed",
+    "UnknownExperimentType", "__version__",
+]

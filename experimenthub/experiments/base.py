@@ -1,0 +1,127 @@
+"""What an experiment type is: a config, a model, and the figures that explain it.
+
+An experiment type is a class registered under a name (``time_series``, ``fault_detection``, or
+yours through :meth:`ExperimentHub.register_experiment_type` / the ``experimenthub.experiment_types``
+entry-point group). The hub creates one instance per experiment with the validated config and
+calls, in a training job: :meth:`validate_data` (before the job starts), :meth:`eda_figures`,
+:meth:`fit`, :meth:`figures`; later :meth:`predict`, :meth:`save_model`, :meth:`load_model`.
+
+Instances travel between processes (the fit runs in a killable worker process), so they must
+pickle; built-in types keep only plain data and fitted library models on ``self``.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import plotly.graph_objects as go
+
+Progress = Callable[[str, float], None]
+"""``progress(stage, fraction)``: report the current stage and overall progress in 0..1."""
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """What a fit produced about its own training data: a frame per training row and metrics."""
+
+    frame: pd.DataFrame
+    metrics: dict[str, float]
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamSpec:
+    """One model parameter, described for generated forms (widgets) and OpenAPI docs."""
+
+    name: str
+    kind: str  # "int", "float", "bool", "str", "choice", "json"
+    default: Any = None
+    choices: tuple[Any, ...] = ()
+    help: str = ""
+
+
+class ExperimentType(abc.ABC):
+    type_name: ClassVar[str]
+    model_types: ClassVar[tuple[str, ...]]
+    retrain_metrics: ClassVar[tuple[str, ...]]
+    #: "process": fits run in a worker process that stop_training kills; "thread": in a job thread,
+    #: stopped cooperatively (use for types defined in a notebook, which a worker cannot import).
+    isolation: ClassVar[str] = "process"
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.config: dict[str, Any] = self.parse_config(config)
+        self.model: Any = None
+        #: JSON-able facts a fit learned besides the model (e.g. an inferred frequency); tracked
+        #: with the run and restored by ``load``.
+        self.learned: dict[str, Any] = {}
+
+    # -- config and data -------------------------------------------------------------------
+    @classmethod
+    @abc.abstractmethod
+    def parse_config(cls, config: Any) -> dict[str, Any]:
+        """Validate and normalise a config (raise :class:`InvalidConfig` naming the key)."""
+
+    @abc.abstractmethod
+    def validate_data(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Check training data against the config; return it with parsed types (raise DataError)."""
+
+    @classmethod
+    def model_parameters(cls, model_type: str) -> list[ParamSpec]:
+        """The parameters of ``model_type``, for generated forms. Empty when unknown."""
+        return []
+
+    # -- the work --------------------------------------------------------------------------
+    @abc.abstractmethod
+    def fit(self, data: pd.DataFrame, progress: Progress) -> Evaluation:
+        """Fit ``self.model`` on validated data and evaluate it on that data."""
+
+    @abc.abstractmethod
+    def predict(self, data: pd.DataFrame | None) -> pd.DataFrame:
+        """Predict on new rows (validated here), or the default ahead-prediction when None."""
+
+    def retrain_rows(self, predictions: pd.DataFrame, new_rows: pd.DataFrame) -> pd.DataFrame:
+        """Rows of ``new_rows`` worth adding to the training data when retraining."""
+        return new_rows.iloc[0:0]
+
+    def monitor(self, predictions: pd.DataFrame, metric: str) -> float | None:
+        """The retrain-policy metric over recent predictions (None when it cannot be computed)."""
+        return None
+
+    # -- figures ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def figures(
+        self, train: pd.DataFrame, evaluation: Evaluation, predictions: pd.DataFrame | None
+    ) -> dict[str, go.Figure]:
+        """Model figures (``/plot/{name}``) from the evaluation and any predictions since."""
+
+    def eda_figures(self, data: pd.DataFrame) -> dict[str, go.Figure]:
+        """EDA figures (``/plot_eda/{name}``); the default covers any table."""
+        from . import eda
+
+        return eda.standard_figures(data)
+
+    # -- persistence in MLflow's native flavors --------------------------------------------
+    @abc.abstractmethod
+    def save_model(self, path: str) -> None:
+        """Write ``self.model`` to a new directory ``path`` in its MLflow flavor."""
+
+    @abc.abstractmethod
+    def load_model(self, path: str) -> None:
+        """Read ``self.model`` back from a directory written by :meth:`save_model`."""
+
+    def tracking_params(self) -> dict[str, Any]:
+        """Flat parameters to log in MLflow."""
+        create = self.config["create_model"]
+        params: dict[str, Any] = {"experiment_type": self.type_name, "model_type": create["model_type"]}
+        for key, value in self.config["setup"].items():
+            params[f"setup.{key}"] = value
+        for key, value in create["params"].items():
+            params[f"params.{key}"] = value
+        for section in ("forecast", "anomaly"):
+            for key, value in self.config.get(section, {}).items():
+                params[f"{section}.{key}"] = value
+        return params

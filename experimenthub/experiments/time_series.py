@@ -1,0 +1,409 @@
+"""``time_series``: Prophet forecasts with intervals, anomaly flags and accuracy metrics.
+
+Config::
+
+    {"setup": {"target": "y", "ds": "ds", "regressors": [], "country_holidays": null,
+               "missing": "error"},
+     "create_model": {"model_type": "Prophet", "params": {...Prophet(...) arguments...}},
+     "forecast": {"horizon": 30, "freq": null, "seed": 0},
+     "anomaly": {"rule": "interval", "k": 3.0},
+     "retrain": {"metric": "mape", "threshold": 0.2, "window": 100}}
+
+``freq`` defaults to the frequency inferred from the training timestamps. ``rule`` "interval"
+flags actuals outside [yhat_lower, yhat_upper]; "residual" flags |y - yhat| > k * (training
+residual standard deviation). Uncertainty sampling is seeded (``forecast.seed``) so that the same
+model gives the same intervals in any process.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..config import check_keys, choice, number, optional_str, parse_common, parse_retrain
+from ..errors import DataError, InvalidConfig, NoData
+from . import timeseries_figures
+from .base import Evaluation, ExperimentType, ParamSpec, Progress
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import plotly.graph_objects as go
+
+_EXCLUDED_PARAMS = {"self", "holidays", "stan_backend", "changepoints"}
+_RANDOM_LOCK = threading.Lock()  # Prophet samples intervals from numpy's global generator
+_quiet = False
+
+
+def quiet_stan_logging() -> None:
+    """cmdstanpy logs every fit at INFO through its own handler; silence it once (cmdstanpy#665)."""
+    global _quiet
+    if not _quiet:
+        logging.getLogger("cmdstanpy").disabled = True
+        logging.getLogger("prophet").setLevel(logging.WARNING)
+        _quiet = True
+
+
+def prophet_parameters() -> dict[str, Any]:
+    import inspect
+
+    from prophet import Prophet
+
+    signature = inspect.signature(Prophet.__init__)
+    return {n: p.default for n, p in signature.parameters.items() if n not in _EXCLUDED_PARAMS}
+
+
+class TimeSeriesExperiment(ExperimentType):
+    type_name: ClassVar[str] = "time_series"
+    model_types: ClassVar[tuple[str, ...]] = ("Prophet",)
+    retrain_metrics: ClassVar[tuple[str, ...]] = ("mae", "rmse", "mape", "anomaly_rate")
+
+    @classmethod
+    def parse_config(cls, config: Any) -> dict[str, Any]:
+        config = parse_common(config, cls.model_types)
+        setup = config["setup"]
+        check_keys(setup, ("target", "ds", "regressors", "country_holidays", "missing"), "setup")
+        setup["target"] = optional_str(setup, "target", "setup", "y")
+        setup["ds"] = optional_str(setup, "ds", "setup", "ds")
+        regressors = setup.get("regressors") or []
+        if not isinstance(regressors, list) or not all(isinstance(r, str) and r for r in regressors):
+            raise InvalidConfig("must be a list of column names", "setup.regressors")
+        setup["regressors"] = regressors
+        setup["country_holidays"] = optional_str(setup, "country_holidays", "setup")
+        setup["missing"] = choice(setup, "missing", "setup", ("error", "drop", "interpolate"), "error")
+
+        params = config["create_model"]["params"]
+        known = prophet_parameters()
+        for name in params:
+            if name not in known:
+                raise InvalidConfig(
+                    f"not a Prophet parameter; choices: {', '.join(sorted(known))}", f"create_model.params.{name}"
+                )
+        try:
+            _build_prophet(params)
+        except (ValueError, TypeError) as exc:
+            raise InvalidConfig(f"Prophet rejected the parameters: {exc}", "create_model.params") from exc
+
+        forecast = config["forecast"]
+        check_keys(forecast, ("horizon", "freq", "seed"), "forecast")
+        forecast["horizon"] = number(forecast, "horizon", "forecast", 30, low=0, high=1_000_000, integer=True)
+        forecast["freq"] = optional_str(forecast, "freq", "forecast")
+        if forecast["freq"]:
+            _check_freq(forecast["freq"])
+        forecast["seed"] = number(forecast, "seed", "forecast", 0, low=0, high=2**32 - 1, integer=True)
+
+        anomaly = config["anomaly"]
+        check_keys(anomaly, ("rule", "k"), "anomaly")
+        anomaly["rule"] = choice(anomaly, "rule", "anomaly", ("interval", "residual"), "interval")
+        anomaly["k"] = float(number(anomaly, "k", "anomaly", 3.0, low=0))
+        config["retrain"] = parse_retrain(config["retrain"], cls.retrain_metrics, "mape") or {}
+        return config
+
+    @classmethod
+    def model_parameters(cls, model_type: str) -> list[ParamSpec]:
+        choices = {
+            "growth": ("linear", "logistic", "flat"),
+            "seasonality_mode": ("additive", "multiplicative"),
+            "holidays_mode": ("additive", "multiplicative"),
+            "scaling": ("absmax", "minmax"),
+        }
+        specs = []
+        for name, default in prophet_parameters().items():
+            if name in choices:
+                specs.append(ParamSpec(name, "choice", default, choices[name]))
+            elif name.endswith("_seasonality"):
+                specs.append(ParamSpec(name, "choice", default, ("auto", True, False), "or a Fourier order"))
+            elif isinstance(default, bool):
+                specs.append(ParamSpec(name, "bool", default))
+            elif isinstance(default, int):
+                specs.append(ParamSpec(name, "int", default))
+            elif isinstance(default, float):
+                specs.append(ParamSpec(name, "float", default))
+            else:
+                specs.append(ParamSpec(name, "json", default))
+        return specs
+
+    # -- data ------------------------------------------------------------------------------
+    def validate_data(self, frame: pd.DataFrame) -> pd.DataFrame:
+        import pandas as pd
+
+        setup = self.config["setup"]
+        ds, target = setup["ds"], setup["target"]
+        if len(frame) == 0:
+            raise NoData("the training data has 0 rows; send at least 2 rows with "
+                         f"columns {ds!r} and {target!r}")
+        needed = [ds, target, *setup["regressors"]]
+        absent = [c for c in needed if c not in frame.columns]
+        if absent:
+            raise DataError(
+                f"column(s) {absent} not in the data; columns present: {list(map(str, frame.columns))}. "
+                f"Set setup.ds / setup.target to the right names.", absent[0])
+        frame = frame.copy()
+        frame[ds] = _parse_ds(frame[ds], ds)
+        for column in (target, *setup["regressors"]):
+            frame[column] = _numeric(frame[column], column)
+        frame = _handle_missing(frame, [ds, target, *setup["regressors"]], setup["missing"], ds)
+        if frame[target].notna().sum() < 2:
+            raise DataError(f"need at least 2 non-missing values of {target!r} to fit a forecast", target)
+        return frame.sort_values(ds, kind="stable").reset_index(drop=True)
+
+    def _model_frame(self, frame: pd.DataFrame, with_target: bool) -> pd.DataFrame:
+        setup = self.config["setup"]
+        columns = {setup["ds"]: "ds", **{r: r for r in setup["regressors"]}}
+        if with_target:
+            columns[setup["target"]] = "y"
+        return frame[list(columns)].rename(columns=columns)
+
+    # -- fit / predict ---------------------------------------------------------------------
+    def fit(self, data: pd.DataFrame, progress: Progress) -> Evaluation:
+        quiet_stan_logging()
+        setup = self.config["setup"]
+        progress("fitting", 0.2)
+        model = _build_prophet(self.config["create_model"]["params"])
+        for regressor in setup["regressors"]:
+            model.add_regressor(regressor)
+        if setup["country_holidays"]:
+            model.add_country_holidays(setup["country_holidays"])
+        model.fit(self._model_frame(data, with_target=True))
+        self.model = model
+        self.learned = {"freq": self.config["forecast"]["freq"] or infer_freq(model.history["ds"])}
+        progress("evaluating", 0.6)
+        history = self._model_frame(data, with_target=True)
+        forecast = self._forecast(history.drop(columns="y"))
+        residual = history["y"].to_numpy() - forecast["yhat"].to_numpy()
+        self.learned["residual_std"] = float(residual[history["y"].notna().to_numpy()].std())
+        frame = self._flag(forecast, history["y"])
+        ahead = self._forecast(self._future())
+        frame = _concat(frame, ahead)
+        return Evaluation(frame=frame, metrics=accuracy(frame))
+
+    def predict(self, data: pd.DataFrame | None) -> pd.DataFrame:
+        if data is None:
+            return _output(self._forecast(self._future()))
+        setup = self.config["setup"]
+        if len(data) == 0:
+            raise NoData("no rows to predict on")
+        ds = setup["ds"] if setup["ds"] in data.columns else "ds"
+        target = setup["target"] if setup["target"] in data.columns else ("y" if "y" in data.columns else None)
+        absent = [c for c in (ds, *setup["regressors"]) if c not in data.columns]
+        if absent:
+            raise DataError(f"column(s) {absent} not in the rows to predict; columns present: "
+                            f"{list(map(str, data.columns))}", absent[0])
+        frame = data.copy()
+        frame[ds] = _parse_ds(frame[ds], ds)
+        if frame[ds].isna().any():
+            raise DataError(f"column {ds!r} has missing timestamps", ds)
+        for column in setup["regressors"]:
+            frame[column] = _numeric(frame[column], column)
+        model_input = frame[[ds, *setup["regressors"]]].rename(columns={ds: "ds"})
+        forecast = self._forecast(model_input)
+        if target is None:
+            return _output(forecast)
+        actual = _numeric(frame[target], target).reset_index(drop=True)
+        return _output(self._flag(forecast, actual))
+
+    def _future(self) -> pd.DataFrame:
+        horizon, freq = self.config["forecast"]["horizon"], self.learned["freq"]
+        future = self.model.make_future_dataframe(periods=horizon, freq=freq, include_history=False)
+        for regressor in self.config["setup"]["regressors"]:
+            # future regressor values are unknown: hold the last observed value
+            future[regressor] = self.model.history[regressor].iloc[-1]
+        return future
+
+    def _forecast(self, frame: pd.DataFrame) -> pd.DataFrame:
+        import numpy as np
+
+        if len(frame) == 0:
+            return frame.assign(yhat=[], yhat_lower=[], yhat_upper=[])
+        with _RANDOM_LOCK:
+            state = np.random.get_state()
+            np.random.seed(self.config["forecast"]["seed"])
+            try:
+                return self.model.predict(frame.reset_index(drop=True))
+            finally:
+                np.random.set_state(state)
+
+    def _flag(self, forecast: pd.DataFrame, actual: pd.Series) -> pd.DataFrame:
+        out = forecast.copy()
+        out["y"] = actual.to_numpy(dtype=float)
+        anomaly = self.config["anomaly"]
+        if anomaly["rule"] == "interval":
+            outside = (out["y"] < out["yhat_lower"]) | (out["y"] > out["yhat_upper"])
+        else:
+            outside = (out["y"] - out["yhat"]).abs() > anomaly["k"] * self.learned["residual_std"]
+        out["anomaly"] = outside & out["y"].notna()
+        return out
+
+    # -- monitoring ------------------------------------------------------------------------
+    def retrain_rows(self, predictions: pd.DataFrame, new_rows: pd.DataFrame) -> pd.DataFrame:
+        target = self.config["setup"]["target"]
+        if target not in new_rows.columns:
+            return new_rows.iloc[0:0]
+        return new_rows[new_rows[target].notna()]
+
+    def monitor(self, predictions: pd.DataFrame, metric: str) -> float | None:
+        scored = predictions[predictions["y"].notna()] if "y" in predictions else predictions.iloc[0:0]
+        if len(scored) == 0:
+            return None
+        if metric == "anomaly_rate":
+            return float(scored["anomaly"].mean())
+        return accuracy(scored).get(metric)
+
+    # -- figures ---------------------------------------------------------------------------
+    def figures(self, train: pd.DataFrame, evaluation: Evaluation,
+                predictions: pd.DataFrame | None) -> dict[str, go.Figure]:
+        return timeseries_figures.build(self.model, evaluation.frame, predictions, self.config)
+
+    def eda_figures(self, data: pd.DataFrame) -> dict[str, go.Figure]:
+        from . import eda
+
+        setup = self.config["setup"]
+        return eda.standard_figures(data, ds=setup["ds"], columns=[setup["target"], *setup["regressors"]])
+
+    # -- persistence -----------------------------------------------------------------------
+    def save_model(self, path: str) -> None:
+        import mlflow.prophet
+
+        mlflow.prophet.save_model(self.model, path, pip_requirements=_pip_requirements())
+
+    def load_model(self, path: str) -> None:
+        import mlflow.prophet
+
+        quiet_stan_logging()
+        self.model = mlflow.prophet.load_model(path)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+def _build_prophet(params: dict[str, Any]):
+    quiet_stan_logging()
+    from prophet import Prophet
+
+    return Prophet(**params)
+
+
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"prophet=={version('prophet')}", f"pandas=={version('pandas')}"]
+
+
+def _check_freq(freq: str) -> None:
+    from pandas.tseries.frequencies import to_offset
+
+    try:
+        to_offset(freq)
+    except ValueError as exc:
+        raise InvalidConfig(f"not a pandas frequency alias ({exc}); examples: 'D', 'h', '15min', 'W', 'MS'",
+                            "forecast.freq") from exc
+
+
+def infer_freq(ds: pd.Series) -> str:
+    """The series' frequency: pandas' inference, else the median step (irregular data)."""
+    import pandas as pd
+    from pandas.tseries.frequencies import to_offset
+
+    stamps = pd.DatetimeIndex(ds.drop_duplicates().sort_values())
+    freq = pd.infer_freq(stamps) if len(stamps) >= 3 else None
+    if freq:
+        return getattr(freq, "freqstr", freq)  # pandas 4 returns an offset
+    step = pd.Series(stamps).diff().median() if len(stamps) >= 2 else pd.Timedelta(days=1)
+    return to_offset(step).freqstr
+
+
+def _parse_ds(values: pd.Series, column: str) -> pd.Series:
+    import pandas as pd
+
+    try:
+        parsed = pd.to_datetime(values, errors="raise", format="mixed")
+    except (ValueError, TypeError, OverflowError) as exc:
+        bad = _first_bad(values, lambda v: pd.to_datetime(v))
+        raise DataError(f"column {column!r} must hold timestamps; cannot parse {bad!r} ({exc})", column) from exc
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert(None)  # Prophet wants naive timestamps
+    return parsed
+
+
+def _numeric(values: pd.Series, column: str) -> pd.Series:
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype(float)
+    try:
+        return pd.to_numeric(values, errors="raise").astype(float)
+    except (ValueError, TypeError) as exc:
+        bad = _first_bad(values, float)
+        raise DataError(f"column {column!r} must be numeric (dtype {values.dtype}); cannot read {bad!r} "
+                        f"as a number", column) from exc
+
+
+def _first_bad(values: pd.Series, parse) -> Any:
+    for value in values:
+        try:
+            parse(value)
+        except (ValueError, TypeError, OverflowError):
+            return value
+    return None
+
+
+def _handle_missing(frame: pd.DataFrame, columns: list[str], policy: str, ds: str) -> pd.DataFrame:
+    import numpy as np
+
+    missing = {c: int(frame[c].isna().sum()) for c in columns}
+    infinite = [c for c in columns if c != ds and np.isinf(frame[c].to_numpy(dtype=float)).any()]
+    if infinite:
+        raise DataError(f"column(s) {infinite} hold infinite values; remove or replace them", infinite[0])
+    if missing[ds]:
+        raise DataError(f"column {ds!r} has {missing[ds]} missing timestamp(s); every row needs one", ds)
+    holes = {c: n for c, n in missing.items() if n}
+    if not holes:
+        return frame
+    if policy == "error":
+        first = next(iter(holes))
+        raise DataError(
+            f"missing values (NaN) in {holes}; clean the data or set setup.missing to 'drop' or 'interpolate'",
+            first)
+    if policy == "drop":
+        return frame.dropna(subset=list(holes))
+    frame = frame.sort_values(ds)
+    for column in holes:
+        frame[column] = frame[column].interpolate(limit_direction="both")
+    return frame
+
+
+def _concat(*frames: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) \
+        else frames[0]
+
+
+_OUTPUT = ("ds", "yhat", "yhat_lower", "yhat_upper", "y", "anomaly")
+
+
+def _output(forecast: pd.DataFrame) -> pd.DataFrame:
+    return forecast[[c for c in _OUTPUT if c in forecast.columns]].reset_index(drop=True)
+
+
+def accuracy(frame: pd.DataFrame) -> dict[str, float]:
+    """MAE, RMSE, MAPE (rows with y == 0 left out), interval coverage and anomaly rate."""
+    import numpy as np
+
+    if "y" not in frame:
+        return {}
+    scored = frame[frame["y"].notna()]
+    if len(scored) == 0:
+        return {}
+    y, yhat = scored["y"].to_numpy(dtype=float), scored["yhat"].to_numpy(dtype=float)
+    error = y - yhat
+    nonzero = y != 0
+    metrics = {
+        "mae": float(np.mean(np.abs(error))),
+        "rmse": float(np.sqrt(np.mean(error**2))),
+        "coverage": float(np.mean((y >= scored["yhat_lower"]) & (y <= scored["yhat_upper"]))),
+        "anomaly_rate": float(scored["anomaly"].mean()),
+        "n_rows": float(len(scored)),
+    }
+    if nonzero.any():
+        metrics["mape"] = float(np.mean(np.abs(error[nonzero] / y[nonzero])))
+    return metrics

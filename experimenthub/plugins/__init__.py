@@ -1,0 +1,1 @@
+"""Backends behind the hub: tracking (MLflow) and datastreams (in-process, RabbitMQ)."""

@@ -1,0 +1,201 @@
+"""MLflow tracking through ``MlflowClient`` with explicit run ids (safe from any thread).
+
+The fluent API keeps its active run per thread and silently opens runs; we never use it. MLflow
+is imported on first use (``import mlflow`` takes seconds). Every MLflow or HTTP exception is
+translated here into :class:`TrackingError` / :class:`RunNotFound`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..errors import RunNotFound, TrackingError
+from .protocols import Health, RunInfo
+
+_MAX_PARAM = 6000  # MLflow's limit on a param value is 6000 characters
+
+
+class MlflowTracking:
+    def __init__(self, uri: str, artifact_root: str | None = None) -> None:
+        self.uri = uri
+        self._artifact_root = artifact_root
+        self._client_lock = threading.Lock()
+        self._client: Any = None
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars in cells
+        if uri.startswith("sqlite:///"):
+            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        if uri.startswith(("http://", "https://")):
+            # fail in seconds, not minutes, when the server is down (users may still override)
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+
+    @property
+    def client(self) -> Any:
+        with self._client_lock:
+            if self._client is None:
+                with self._errors("connect to"):
+                    from mlflow.tracking import MlflowClient
+
+                    client = MlflowClient(tracking_uri=self.uri)
+                    client.search_experiments(max_results=1)  # creates / migrates the sqlite schema
+                    self._client = client
+            return self._client
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except (TrackingError, RunNotFound):
+            raise
+        except Exception as exc:
+            if "RESOURCE_DOES_NOT_EXIST" in str(exc) or "not found" in str(exc).lower():
+                raise RunNotFound(f"MLflow at {self.uri}: {exc}") from exc
+            raise TrackingError(f"could not {action} MLflow at {self.uri}: {type(exc).__name__}: {exc}") from exc
+
+    # -- health ----------------------------------------------------------------------------
+    def health(self) -> Health:
+        details: dict[str, Any] = {"uri": self.uri}
+        try:
+            if self.uri.startswith(("http://", "https://")):
+                import requests
+
+                response = requests.get(self.uri.rstrip("/") + "/health", timeout=2)
+                response.raise_for_status()
+            else:
+                self.client.search_experiments(max_results=1)
+        except Exception as exc:  # health reports; it never raises
+            return {"healthy": False, "details": {**details, "status": "unreachable",
+                                                   "error": f"{type(exc).__name__}: {exc}"[:500]}}
+        return {"healthy": True, "details": {"status": "connected", **details}}
+
+    # -- experiments and runs --------------------------------------------------------------
+    def experiment_id(self, name: str, create: bool = False) -> str | None:
+        with self._errors(f"look up experiment {name!r} in"):
+            experiment = self.client.get_experiment_by_name(name)
+            if experiment is not None:
+                if experiment.lifecycle_stage == "deleted":
+                    if not create:
+                        return None
+                    self.client.restore_experiment(experiment.experiment_id)
+                return experiment.experiment_id
+            if not create:
+                return None
+            location = f"{self._artifact_root}/{name}" if self._artifact_root else None
+            try:
+                return self.client.create_experiment(name, artifact_location=location)
+            except Exception:
+                found = self.client.get_experiment_by_name(name)  # created by a concurrent caller
+                if found is None:
+                    raise
+                return found.experiment_id
+
+    def start_run(self, experiment: str, run_name: str, tags: Mapping[str, str]) -> RunInfo:
+        experiment_id = self.experiment_id(experiment, create=True)
+        with self._errors(f"start a run of {experiment!r} in"):
+            run = self.client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
+        return _info(run, experiment)
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(str(k), _param_text(v)) for k, v in params.items()]
+        with self._errors("log parameters to"):
+            for start in range(0, len(items), 100):
+                self.client.log_batch(run_id, params=items[start:start + 100])
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(str(k), float(v), now, 0) for k, v in metrics.items() if v is not None]
+        with self._errors("log metrics to"):
+            if items:
+                self.client.log_batch(run_id, metrics=items)
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        with self._errors("tag a run in"):
+            for key, value in tags.items():
+                self.client.set_tag(run_id, key, str(value)[:5000])
+
+    def log_files(self, run_id: str, files: Mapping[str, bytes | str]) -> None:
+        """Write ``{artifact path: content}`` and upload them in one call."""
+        with tempfile.TemporaryDirectory(prefix="experimenthub-") as tmp:
+            for rel, content in files.items():
+                target = Path(tmp, rel)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if isinstance(content, str):
+                    target.write_text(content, encoding="utf-8")
+                else:
+                    target.write_bytes(content)
+            with self._errors("upload artifacts to"):
+                self.client.log_artifacts(run_id, tmp)
+
+    def log_directory(self, run_id: str, artifact_path: str, write: Callable[[str], None]) -> None:
+        """``write(path)`` fills a new directory (e.g. an MLflow model flavor), then it is uploaded."""
+        with tempfile.TemporaryDirectory(prefix="experimenthub-") as tmp:
+            target = str(Path(tmp, "content"))
+            write(target)
+            with self._errors("upload artifacts to"):
+                self.client.log_artifacts(run_id, target, artifact_path)
+
+    def end_run(self, run_id: str, status: str) -> None:
+        with self._errors("end a run in"):
+            self.client.set_terminated(run_id, status)
+
+    def get_run(self, run_id: str) -> RunInfo:
+        with self._errors(f"read run {run_id!r} from"):
+            try:
+                run = self.client.get_run(run_id)
+            except Exception as exc:
+                raise RunNotFound(f"No MLflow run with id {run_id!r} at {self.uri}") from exc
+            experiment = self.client.get_experiment(run.info.experiment_id)
+        return _info(run, experiment.name)
+
+    def runs(self, experiment: str, max_results: int = 50) -> list[RunInfo]:
+        """Runs of ``experiment``, newest first."""
+        experiment_id = self.experiment_id(experiment)
+        if experiment_id is None:
+            return []
+        with self._errors(f"list runs of {experiment!r} in"):
+            found = self.client.search_runs([experiment_id], order_by=["attributes.start_time DESC"],
+                                            max_results=max_results)
+        return [_info(run, experiment) for run in found]
+
+    def download(self, run_id: str, artifact_path: str, destination: str) -> str | None:
+        """Local path of the artifact, or None when the run has no such artifact."""
+        with self._errors(f"download {artifact_path!r} of run {run_id!r} from"):
+            parent = str(Path(artifact_path).parent) if "/" in artifact_path else None
+            names = {f.path for f in self.client.list_artifacts(run_id, parent)}
+            if artifact_path not in names:
+                return None
+            return self.client.download_artifacts(run_id, artifact_path, destination)
+
+
+def _param_text(value: Any) -> str:
+    import json
+
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text[:_MAX_PARAM]
+
+
+def _info(run: Any, experiment_name: str) -> RunInfo:
+    info = run.info
+    return RunInfo(
+        run_id=info.run_id,
+        experiment_id=info.experiment_id,
+        experiment_name=experiment_name,
+        status=info.status,
+        start_time=info.start_time / 1000 if info.start_time else None,
+        end_time=info.end_time / 1000 if info.end_time else None,
+        tags=dict(run.data.tags),
+        params=dict(run.data.params),
+        metrics=dict(run.data.metrics),
+    )

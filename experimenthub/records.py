@@ -1,0 +1,145 @@
+"""What an experiment's MLflow run holds, and how an experiment is rebuilt from it.
+
+A run's artifacts::
+
+    config.json              the validated config
+    learned.json             what the fit learned besides the model (e.g. inferred frequency)
+    data/train.parquet       the training data, types preserved
+    data/evaluation.parquet  per-row results on the training data
+    data/predictions.parquet predictions made since training (written by save)
+    model/                   the model in its native MLflow flavor (prophet / sklearn)
+    figures/<name>.json      model figures, Plotly JSON
+    eda/<name>.json          EDA figures, Plotly JSON
+
+Tags: ``experimenthub.type``, ``experimenthub.model_type``, ``experimenthub.kind`` (train/retrain).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import RunNotFound
+from .experiments.base import Evaluation
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .experiments.base import ExperimentType
+    from .plugins.protocols import RunInfo, TrackingPlugin
+    from .registry import ExperimentTypeRegistry
+
+TAG_TYPE, TAG_MODEL, TAG_KIND = "experimenthub.type", "experimenthub.model_type", "experimenthub.kind"
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def start(tracking: TrackingPlugin, name: str, impl: ExperimentType, data: pd.DataFrame, kind: str,
+          number: int) -> RunInfo:
+    """Open the run and record what goes in: params, config, training data."""
+    run = tracking.start_run(name, f"{name}-{kind}-{number}", {
+        TAG_TYPE: impl.type_name, TAG_MODEL: impl.config["create_model"]["model_type"], TAG_KIND: kind,
+    })
+    tracking.log_params(run.run_id, impl.tracking_params())
+    tracking.log_files(run.run_id, {
+        "config.json": json.dumps(impl.config, indent=2, default=str),
+        "data/train.parquet": parquet_bytes(data),
+    })
+    return run
+
+
+def finish(tracking: TrackingPlugin, run_id: str, impl: ExperimentType, evaluation: Evaluation,
+           figures: dict[str, str], eda: dict[str, str]) -> None:
+    """Record what came out: metrics, the model in its flavor, figures; then mark FINISHED."""
+    tracking.log_metrics(run_id, evaluation.metrics)
+    tracking.log_directory(run_id, "model", impl.save_model)
+    tracking.log_files(run_id, {
+        "learned.json": json.dumps(impl.learned, default=str),
+        "data/evaluation.parquet": parquet_bytes(evaluation.frame),
+        **{f"figures/{k}.json": v for k, v in figures.items()},
+        **{f"eda/{k}.json": v for k, v in eda.items()},
+    })
+    tracking.end_run(run_id, "FINISHED")
+
+
+def update(tracking: TrackingPlugin, run_id: str, figures: dict[str, str],
+           predictions: pd.DataFrame | None, monitor: dict[str, Any] | None) -> None:
+    """``save``: bring the run up to date with predictions and the figures they changed."""
+    files: dict[str, bytes | str] = {f"figures/{k}.json": v for k, v in figures.items()}
+    if predictions is not None and len(predictions):
+        files["data/predictions.parquet"] = parquet_bytes(predictions)
+    tracking.log_files(run_id, files)
+    if monitor and monitor.get("value") is not None:
+        tracking.log_metrics(run_id, {f"monitor_{monitor['metric']}": monitor["value"]})
+
+
+@dataclasses.dataclass
+class Restored:
+    run: RunInfo
+    impl: ExperimentType
+    train_data: pd.DataFrame
+    evaluation: Evaluation
+    figures: dict[str, str]
+    eda: dict[str, str]
+    predictions: pd.DataFrame | None
+
+
+def latest_run(tracking: TrackingPlugin, name: str) -> RunInfo:
+    for run in tracking.runs(name):
+        if run.status == "FINISHED" and TAG_TYPE in run.tags:
+            return run
+    raise RunNotFound(f"No finished MLflow run for experiment {name!r} at {tracking.uri}; "
+                      f"train it first (or pass a run id)")
+
+
+def restore(tracking: TrackingPlugin, registry: ExperimentTypeRegistry, name: str,
+            run_id: str | None) -> Restored:
+    import pandas as pd
+
+    run = latest_run(tracking, name) if run_id is None else tracking.get_run(run_id)
+    if run.experiment_name != name:
+        raise RunNotFound(f"Run {run.run_id} belongs to MLflow experiment {run.experiment_name!r}, "
+                          f"not {name!r}; load it as {run.experiment_name!r}")
+    if TAG_TYPE not in run.tags:
+        raise RunNotFound(f"Run {run.run_id} was not recorded by ExperimentHub (no {TAG_TYPE} tag)")
+    if run.status != "FINISHED":
+        raise RunNotFound(f"Run {run.run_id} ended {run.status}, it holds no complete model; "
+                          f"load a FINISHED run")
+    cls = registry.get(run.tags[TAG_TYPE])
+    with tempfile.TemporaryDirectory(prefix="experimenthub-load-") as tmp:
+        def fetch(path: str) -> Path | None:
+            local = tracking.download(run.run_id, path, tmp)
+            return Path(local) if local else None
+
+        def required(path: str) -> Path:
+            local = fetch(path)
+            if local is None:
+                raise RunNotFound(f"Run {run.run_id} has no artifact {path!r}; it was not completed")
+            return local
+
+        impl = cls(json.loads(required("config.json").read_text()))
+        impl.load_model(str(required("model")))
+        learned = fetch("learned.json")
+        impl.learned = json.loads(learned.read_text()) if learned else {}
+        train = pd.read_parquet(required("data/train.parquet"))
+        evaluation = Evaluation(pd.read_parquet(required("data/evaluation.parquet")),
+                                {k: float(v) for k, v in run.metrics.items() if not k.startswith("monitor_")})
+        predictions_file = fetch("data/predictions.parquet")
+        predictions = pd.read_parquet(predictions_file) if predictions_file else None
+        figures = _read_folder(fetch("figures"))
+        eda = _read_folder(fetch("eda"))
+    return Restored(run, impl, train, evaluation, figures, eda, predictions)
+
+
+def _read_folder(folder: Path | None) -> dict[str, str]:
+    if folder is None:
+        return {}
+    return {p.stem: p.read_text() for p in sorted(folder.glob("*.json"))}

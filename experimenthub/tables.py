@@ -1,0 +1,83 @@
+"""Turning what callers send into a DataFrame, and back.
+
+Accepted tables: a ``pandas.DataFrame``; a list of records ``[{"ds": ..., "y": ...}, ...]``; the
+``columns`` orientation ``{"ds": {"0": ...}, "y": {"0": ...}}`` or ``{"ds": [...], "y": [...]}``;
+the ``split`` orientation ``{"columns": [...], "data": [[...], ...]}`` (``index`` optional); and
+any of these as JSON text or bytes. Anything else is a :class:`DataError` saying what was seen.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def to_frame(table: Any, what: str = "data") -> pd.DataFrame:
+    import pandas as pd
+
+    if isinstance(table, pd.DataFrame):
+        return table.copy()
+    if isinstance(table, (bytes, bytearray, str)):
+        try:
+            table = json.loads(table)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise DataError(f"{what} is not valid JSON: {exc}") from exc
+    if isinstance(table, Sequence) and not isinstance(table, (str, bytes)):
+        if not all(isinstance(row, Mapping) for row in table):
+            raise DataError(f"{what} must be a list of records (objects with column names as keys)")
+        return pd.DataFrame.from_records(list(table))
+    if isinstance(table, Mapping):
+        if "columns" in table and "data" in table:
+            try:
+                return pd.DataFrame(table["data"], columns=table["columns"])
+            except (ValueError, TypeError) as exc:
+                raise DataError(f"{what} in 'split' orientation is malformed: {exc}") from exc
+        if all(isinstance(v, (Mapping, list)) for v in table.values()):
+            try:
+                frame = pd.DataFrame({k: (list(v.values()) if isinstance(v, Mapping) else v)
+                                      for k, v in table.items()})
+            except ValueError as exc:
+                raise DataError(f"{what} in 'columns' orientation is malformed: {exc}") from exc
+            return frame
+    raise DataError(
+        f"{what} must be a table: a list of records, a 'columns' or 'split' JSON table, or a DataFrame; "
+        f"got {type(table).__name__}"
+    )
+
+
+def to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """JSON-safe records: timestamps as ISO text, NaN as None, numpy scalars as Python numbers."""
+    import pandas as pd
+
+    out = frame.copy()
+    for column in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[column]):
+            out[column] = out[column].map(lambda t: None if pd.isna(t) else t.isoformat())
+    records = out.astype(object).to_dict(orient="records")
+    return [{str(k): _json_scalar(v) for k, v in row.items()} for row in records]
+
+
+def _json_scalar(value: Any) -> Any:
+    if value is None:
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is not None and not isinstance(value, (str, int, float, bool)):
+        try:
+            import pandas as pd
+
+            if pd.isna(value):
+                return None
+        except (TypeError, ValueError):
+            pass
+        return str(value)
+    return value
