@@ -1,0 +1,121 @@
+"""MLflow runs: what a training records, save, and load (also in a fresh Python process).
+
+Runs against the embedded sqlite store and against a real ``mlflow server``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import textwrap
+
+import pandas as pd
+import pytest
+from conftest import SEED_CONFIG
+
+from experimenthub import ExperimentHub, RunNotFound
+
+FRESH_PROCESS = textwrap.dedent("""
+    import io, json, sys
+    import pandas as pd
+    from experimenthub import ExperimentHub
+    home, uri, name, run_id, new_rows = sys.argv[1:6]
+    hub = ExperimentHub(home=home, mlflow_uri=uri or None, warm_up=False)
+    experiment = hub.load(name, run_id or None)
+    new = pd.read_json(io.StringIO(new_rows), orient="split", dtype=False)
+    if "ds" in new:
+        new["ds"] = pd.to_datetime(new["ds"])
+    out = {
+        "state": experiment.state, "run_id": hub.run_id(name), "exp_id": hub.exp_id(name),
+        "cfg": hub.cfg(name),
+        "plots": {p: hub.plot_json(name, p) for p in hub.plot_names(name)[0]},
+        "eda": {p: hub.plot_eda_json(name, p) for p in hub.plot_names(name)[1]},
+        "train_data": hub.train_data(name).to_json(orient="split", date_format="iso"),
+        "predict": hub.predict(name, new).to_json(orient="split", date_format="iso"),
+    }
+    print(json.dumps(out))
+""")
+
+
+def load_in_fresh_process(hub: ExperimentHub, name: str, run_id: str | None, new: pd.DataFrame) -> dict:
+    uri = hub.settings.mlflow_uri or ""
+    result = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS, str(hub.settings.home), uri, name, run_id or "",
+         new.to_json(orient="split", date_format="iso")],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_training_is_an_mlflow_run(hub, daily, tmp_path):
+    hub.create_experiment("sales", "time_series", SEED_CONFIG, data=daily)
+    status = hub.wait("sales", timeout=120, tracked=True)
+    assert status.tracking == "logged"
+    run = hub.tracking.get_run(status.run_id)
+    assert run.experiment_name == "sales" and run.experiment_id == hub.exp_id("sales")
+    assert run.status == "FINISHED"
+    assert run.params["model_type"] == "Prophet" and run.params["params.seasonality_mode"] == "multiplicative"
+    assert {"mae", "rmse", "mape", "coverage"} <= set(run.metrics)
+    client = hub.tracking.client
+    top = {f.path for f in client.list_artifacts(run.run_id)}
+    assert {"config.json", "model", "figures", "eda", "data", "learned.json"} <= top
+    model_files = {f.path for f in client.list_artifacts(run.run_id, "model")}
+    assert "model/MLmodel" in model_files  # MLflow's native prophet flavor, not a pickle of ours
+    import mlflow.prophet
+
+    native = mlflow.prophet.load_model(hub.tracking.download(run.run_id, "model", str(tmp_path)))
+    assert native.history["y"].size == len(daily)
+
+
+def test_save_then_load_in_a_fresh_process(hub, daily):
+    hub.create_experiment("sales", "time_series", SEED_CONFIG, data=daily)
+    hub.wait("sales", timeout=120)
+    new = daily.tail(20).reset_index(drop=True)
+    hub.predict("sales", new)  # predictions change the forecast figure; save must record that
+    run_id = hub.save("sales")
+    here = {
+        "cfg": hub.cfg("sales"),
+        "plots": {p: hub.plot_json("sales", p) for p in hub.plot_names("sales")[0]},
+        "eda": {p: hub.plot_eda_json("sales", p) for p in hub.plot_names("sales")[1]},
+        "train_data": hub.train_data("sales"),
+        "predict": hub.predict("sales", new),
+    }
+    there = load_in_fresh_process(hub, "sales", None, new)
+    assert there["state"] == "ready" and there["run_id"] == run_id and there["exp_id"] == hub.exp_id("sales")
+    assert there["cfg"] == json.loads(json.dumps(here["cfg"]))
+    assert there["plots"] == here["plots"]
+    assert there["eda"] == here["eda"]
+    train = pd.read_json(io.StringIO(there["train_data"]), orient="split")
+    pd.testing.assert_frame_equal(train.assign(ds=pd.to_datetime(train["ds"])).reset_index(drop=True),
+                                  here["train_data"].reset_index(drop=True), check_dtype=False)
+    predicted = pd.read_json(io.StringIO(there["predict"]), orient="split")
+    for column in ("yhat", "yhat_lower", "yhat_upper"):
+        pd.testing.assert_series_equal(predicted[column], here["predict"][column], check_exact=False,
+                                       rtol=1e-9)
+    assert predicted["anomaly"].tolist() == here["predict"]["anomaly"].tolist()
+
+
+def test_load_by_run_id_and_latest(hub, daily):
+    hub.create_experiment("sales", "time_series", SEED_CONFIG, data=daily)
+    first = hub.wait("sales", timeout=120, tracked=True).run_id
+    hub.retrain("sales")
+    second = hub.wait("sales", timeout=120, tracked=True).run_id
+    assert first != second
+    assert hub.load("sales").run_id == second  # latest finished run
+    assert hub.load("sales", first).run_id == first
+    assert hub.status("sales").state == "ready"
+    assert [r.run_id for r in hub.runs("sales")][:2] == [second, first]
+
+
+def test_load_errors(hub, daily):
+    with pytest.raises(RunNotFound, match="No finished MLflow run"):
+        hub.load("never_trained")
+    with pytest.raises(RunNotFound):
+        hub.load("sales", "0123456789abcdef0123456789abcdef")
+    hub.create_experiment("sales", "time_series", SEED_CONFIG, data=daily)
+    run_id = hub.wait("sales", timeout=120, tracked=True).run_id
+    with pytest.raises(RunNotFound, match="belongs to MLflow experiment 'sales'"):
+        hub.load("other", run_id)
+    assert hub.status("sales").state == "ready"
