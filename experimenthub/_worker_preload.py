@@ -5,8 +5,8 @@ import logging
 import numpy  # noqa: F401
 import pandas  # noqa: F401
 import plotly.graph_objects  # noqa: F401
-import sklearn.decomposition  # noqa: F401
-import sklearn.ensemble  # noqa: F401
+import sklearn.decomposition
+import sklearn.ensemble
 import sklearn.preprocessing  # noqa: F401
 
 try:

@@ -33,7 +33,7 @@ def _run_child(fd: int) -> None:
     try:
         result = fn(*args, report)
         conn.send(("result", result))
-    except BaseException as exc:  # noqa: BLE001 - everything goes back to the hub as text
+    except BaseException as exc:
         conn.send(("error", (type(exc).__name__, str(exc), traceback.format_exc())))
     finally:
         conn.close()
@@ -62,7 +62,7 @@ def main(control_fd: int) -> None:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 os.setpgrp()
                 _run_child(fds[0])
-            except BaseException:  # noqa: BLE001
+            except BaseException:
                 code = 1
             finally:
                 os._exit(code)

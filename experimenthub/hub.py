@@ -7,10 +7,12 @@ after the locks are released.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import re
 import threading
 import types
+import weakref
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +88,7 @@ class ExperimentHub:
         self._datastream = datastream or _default_datastream(settings)
         if warm_up:
             threading.Thread(target=self._warm_up, name="experimenthub-warm-up", daemon=True).start()
+        _open_hubs.add(self)
 
     def _warm_up(self) -> None:
         """Pay the slow first steps off the caller's thread: the worker fork server with its
@@ -200,8 +203,10 @@ class ExperimentHub:
                 raise NotReady(f"Experiment {name!r} has no training data to retrain on")
             current = experiment._impl
             parts = [experiment._train_data]
-            if experiment._new_rows is not None and len(experiment._new_rows):
-                parts.append(experiment._new_rows)
+            new_rows = experiment._new_rows
+            if new_rows is not None and len(new_rows):
+                # the columns the model was trained on; extra columns of new rows are not features
+                parts.append(new_rows[[c for c in parts[0].columns if c in new_rows.columns]])
         impl = type(current)(current.config)
         frame = impl.validate_data(pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0])
         self._start_training(experiment, impl, frame, None, "retrain")
@@ -270,7 +275,7 @@ class ExperimentHub:
                                       daemon=True)
             experiment._set(job=job, thread=thread, last_data=frame, state="training", stage="queued",
                             progress=0.0,
-                            error=None, started=now(), ended=None, tracking=None, retrain=None)
+                            error=None, started=now(), ended=None, tracking=None)
             status = experiment.status
         self._publish("state_changed", experiment.name, status=status.to_dict())
         thread.start()
@@ -640,13 +645,21 @@ class ExperimentHub:
         check_name(queue, "queue name")
         return self._datastream.purge(queue)
 
-    def close(self) -> None:
-        """Stop every training and close plugin connections. The hub is unusable afterwards."""
+    def close(self, timeout: float = 60.0) -> None:
+        """Stop every training, let write-behind MLflow logging finish (up to ``timeout`` s), and
+        close plugin connections."""
+        import time
+
         with self._lock:
             experiments = list(self._experiments.values())
         for experiment in experiments:
             if experiment._state in BUSY_STATES:
                 self.stop_training(experiment.name)
+        deadline = time.monotonic() + timeout
+        for experiment in experiments:
+            thread = experiment._thread
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
         self._datastream.close()
 
     def __enter__(self) -> ExperimentHub:
@@ -654,6 +667,19 @@ class ExperimentHub:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_open_hubs: weakref.WeakSet[ExperimentHub] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_hubs() -> None:
+    """At interpreter exit, finish the MLflow runs being written (daemon threads die mid-write)."""
+    for hub in list(_open_hubs):
+        try:
+            hub.close(timeout=30)
+        except Exception:
+            log.warning("closing %r at exit failed", hub, exc_info=True)
 
 
 def _default_tracking(settings: Settings) -> TrackingPlugin:
@@ -675,7 +701,7 @@ def _default_datastream(settings: Settings) -> DatastreamPlugin:
 def _timestamp(seconds: float | None) -> Any:
     import datetime as dt
 
-    return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
+    return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.UTC)
 
 
 def _isolation(cls: type) -> str:

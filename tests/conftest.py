@@ -35,7 +35,7 @@ def mlflow_server():
     """A real ``mlflow server`` (sqlite backend, proxied artifacts) on a free loopback port."""
     workdir = Path(tempfile.mkdtemp(prefix="eh-mlflow-server-"))
     port = free_port()
-    log = open(workdir / "server.log", "wb")
+    log = open(workdir / "server.log", "wb")  # noqa: SIM115 - held open for the server's lifetime
     process = subprocess.Popen(
         [MLFLOW, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
          "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",

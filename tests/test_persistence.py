@@ -69,21 +69,32 @@ def test_training_is_an_mlflow_run(hub, daily, tmp_path):
     assert native.history["y"].size == len(daily)
 
 
-def test_save_then_load_in_a_fresh_process(hub, daily):
-    hub.create_experiment("sales", "time_series", SEED_CONFIG, data=daily)
-    hub.wait("sales", timeout=120)
-    new = daily.tail(20).reset_index(drop=True)
-    hub.predict("sales", new)  # predictions change the forecast figure; save must record that
-    run_id = hub.save("sales")
+CASES = {
+    "time_series": (SEED_CONFIG, "daily", lambda d: d.tail(20).reset_index(drop=True)),
+    "fault_detection": ({"setup": {"ds": "ds", "label": "fault"},
+                         "create_model": {"model_type": "PCA", "params": {}}},
+                        "tep_train", lambda d: d.iloc[150:190].reset_index(drop=True)),
+}
+
+
+@pytest.mark.parametrize("experiment_type", list(CASES))
+def test_save_then_load_in_a_fresh_process(hub, daily, tep, experiment_type):
+    config, which, new_rows = CASES[experiment_type]
+    data = daily if which == "daily" else tep["normal_train"].assign(fault=0)
+    new = new_rows(daily if which == "daily" else tep["idv01_test"])
+    hub.create_experiment("exp", experiment_type, config, data=data)
+    hub.wait("exp", timeout=120)
+    hub.predict("exp", new)  # predictions change the model figures; save must record that
+    run_id = hub.save("exp")
     here = {
-        "cfg": hub.cfg("sales"),
-        "plots": {p: hub.plot_json("sales", p) for p in hub.plot_names("sales")[0]},
-        "eda": {p: hub.plot_eda_json("sales", p) for p in hub.plot_names("sales")[1]},
-        "train_data": hub.train_data("sales"),
-        "predict": hub.predict("sales", new),
+        "cfg": hub.cfg("exp"),
+        "plots": {p: hub.plot_json("exp", p) for p in hub.plot_names("exp")[0]},
+        "eda": {p: hub.plot_eda_json("exp", p) for p in hub.plot_names("exp")[1]},
+        "train_data": hub.train_data("exp"),
+        "predict": hub.predict("exp", new),
     }
-    there = load_in_fresh_process(hub, "sales", None, new)
-    assert there["state"] == "ready" and there["run_id"] == run_id and there["exp_id"] == hub.exp_id("sales")
+    there = load_in_fresh_process(hub, "exp", None, new)
+    assert there["state"] == "ready" and there["run_id"] == run_id and there["exp_id"] == hub.exp_id("exp")
     assert there["cfg"] == json.loads(json.dumps(here["cfg"]))
     assert there["plots"] == here["plots"]
     assert there["eda"] == here["eda"]
@@ -91,7 +102,9 @@ def test_save_then_load_in_a_fresh_process(hub, daily):
     pd.testing.assert_frame_equal(train.assign(ds=pd.to_datetime(train["ds"])).reset_index(drop=True),
                                   here["train_data"].reset_index(drop=True), check_dtype=False)
     predicted = pd.read_json(io.StringIO(there["predict"]), orient="split")
-    for column in ("yhat", "yhat_lower", "yhat_upper"):
+    numeric = [c for c in here["predict"].columns if pd.api.types.is_float_dtype(here["predict"][c])]
+    assert numeric
+    for column in numeric:
         pd.testing.assert_series_equal(predicted[column], here["predict"][column], check_exact=False,
                                        rtol=1e-9)
     assert predicted["anomaly"].tolist() == here["predict"]["anomaly"].tolist()

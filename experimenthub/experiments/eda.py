@@ -41,7 +41,7 @@ def correlation(data: pd.DataFrame, numeric: list[str], ds: str | None) -> go.Fi
     table = data[numeric].astype(float)
     if ds and ds in data.columns:
         stamps = pd.to_datetime(data[ds])
-        calendar = {"hour": stamps.dt.hour, "weekday": stamps.dt.dayofweek, "month": stamps.dt.month}
+        calendar = {"hour": stamps.dt.hour, "weekday": stamps.dt.day_of_week, "month": stamps.dt.month}
         for name, values in calendar.items():
             if values.nunique() > 1:
                 table = table.assign(**{name: values.to_numpy(dtype=float)})

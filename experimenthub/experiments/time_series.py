@@ -125,7 +125,6 @@ class TimeSeriesExperiment(ExperimentType):
 
     # -- data ------------------------------------------------------------------------------
     def validate_data(self, frame: pd.DataFrame) -> pd.DataFrame:
-        import pandas as pd
 
         setup = self.config["setup"]
         ds, target = setup["ds"], setup["target"]

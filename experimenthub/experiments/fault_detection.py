@@ -1,0 +1,517 @@
+"""Fault detection: learn normal operation of a multivariate process, flag rows that leave it.
+
+Config (the seed's shape)::
+
+    {"setup": {"ds": "ds", "features": [...], "label": "fault", "missing": "error"},
+     "create_model": {"model_type": "PCA", "params": {"n_components": 0.9, "confidence": 0.99}},
+     "anomaly": {"rule": "either"},             # PCA: either | t2 | spe | both
+     "retrain": {"threshold": 0.05}}            # metric: anomaly_rate
+
+``setup.target`` is accepted as an alias of ``setup.label`` (a 0/1 column of known faults, used
+for metrics only). The model is a ``Pipeline(StandardScaler, detector)`` where the detector is
+:class:`~experimenthub.experiments.pca_monitor.PCAMonitor` (T² and SPE control limits) or a
+:class:`~experimenthub.experiments.pca_monitor.ScoreLimitDetector` around IsolationForest,
+EllipticEnvelope or LocalOutlierFactor. Output frames name the timestamp column ``ds``.
+Heavy libraries are imported inside functions, so importing this module stays light.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ..config import check_keys, choice, number, optional_str, parse_common, parse_retrain
+from ..errors import DataError, InvalidConfig, NoData, NotReady
+from .base import Evaluation, ExperimentType, ParamSpec, Progress
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import plotly.graph_objects as go
+
+RULES = ("either", "t2", "spe", "both")
+MISSING = ("error", "drop", "interpolate")
+_ESTIMATOR_MODULES = {"IsolationForest": "sklearn.ensemble", "EllipticEnvelope": "sklearn.covariance",
+                      "LocalOutlierFactor": "sklearn.neighbors"}
+_MONITOR = "experimenthub.experiments.pca_monitor"
+_TRAIN, _NEW, _ALARM = "#1f77b4", "#9467bd", "#d62728"
+
+
+def __getattr__(name: str) -> Any:  # PCAMonitor & co. live in pca_monitor (imports sklearn)
+    if name in ("PCAMonitor", "ScoreLimitDetector"):
+        from . import pca_monitor
+
+        return getattr(pca_monitor, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _estimator_class(model_type: str) -> type:
+    import importlib
+
+    return getattr(importlib.import_module(_ESTIMATOR_MODULES[model_type]), model_type)
+
+
+def _confidence(params: dict[str, Any], key: str) -> float:
+    value = number(params, "confidence", key, 0.99, low=0, high=1)
+    if not 0 < value < 1:
+        raise InvalidConfig(f"must be strictly between 0 and 1, got {value!r}", f"{key}.confidence")
+    return float(value)
+
+
+def _n_components(params: dict[str, Any], key: str) -> int | float:
+    value = number(params, "n_components", key, 0.9, low=0)
+    if isinstance(value, float) and value >= 1 and value.is_integer():
+        value = int(value)  # 5.0 from a float widget means 5 components
+    if value == 0 or (isinstance(value, float) and value >= 1):
+        raise InvalidConfig(f"must be an int >= 1 (components) or a float in (0, 1) (fraction of "
+                            f"variance explained), got {value!r}", f"{key}.n_components")
+    return value
+
+
+class FaultDetectionExperiment(ExperimentType):
+    type_name: ClassVar[str] = "fault_detection"
+    model_types: ClassVar[tuple[str, ...]] = ("PCA", "IsolationForest", "EllipticEnvelope",
+                                              "LocalOutlierFactor")
+    retrain_metrics: ClassVar[tuple[str, ...]] = ("anomaly_rate",)
+
+    # -- config ------------------------------------------------------------------------------
+    @classmethod
+    def parse_config(cls, config: Any) -> dict[str, Any]:
+        config = parse_common(config, cls.model_types)
+        raw = config["setup"]
+        check_keys(raw, ("ds", "features", "label", "target", "missing"), "setup")
+        label, target = optional_str(raw, "label", "setup"), optional_str(raw, "target", "setup")
+        if label and target and label != target:
+            raise InvalidConfig(f"'target' is an alias of 'label'; they name different columns "
+                                f"({target!r} vs {label!r}), give one", "setup.target")
+        missing = choice(raw, "missing", "setup", MISSING, "error")
+        setup = {"ds": optional_str(raw, "ds", "setup"), "label": label or target,
+                 "features": raw.get("features"), "missing": missing}
+        features = setup["features"]
+        if features is not None:
+            if (not isinstance(features, list) or not features
+                    or not all(isinstance(f, str) and f for f in features)):
+                raise InvalidConfig(f"must be a non-empty list of column names, got {features!r}",
+                                    "setup.features")
+            if len(set(features)) != len(features):
+                raise InvalidConfig("lists a column more than once", "setup.features")
+            for role in ("ds", "label"):
+                if setup[role] in features:
+                    raise InvalidConfig(f"{setup[role]!r} is the {role} column and cannot be a feature",
+                                        "setup.features")
+        config["setup"] = {k: v for k, v in setup.items() if v is not None}
+
+        create, key = config["create_model"], "create_model.params"
+        params = dict(create["params"])
+        if create["model_type"] == "PCA":
+            check_keys(params, ("n_components", "confidence"), key)
+            params = {"n_components": _n_components(params, key), "confidence": _confidence(params, key)}
+        else:
+            params = cls._estimator_params(create["model_type"], params, key)
+        create["params"] = params
+
+        anomaly = config["anomaly"]
+        check_keys(anomaly, ("rule",), "anomaly")
+        rule = choice(anomaly, "rule", "anomaly", RULES, "either")
+        if create["model_type"] != "PCA" and rule != "either":
+            raise InvalidConfig(f"applies to PCA only (T² and SPE); {create['model_type']} has one score",
+                                "anomaly.rule")
+        config["anomaly"] = {"rule": rule} if create["model_type"] == "PCA" else {}
+        check_keys(config["forecast"], (), "forecast")
+        config["retrain"] = parse_retrain(config["retrain"], cls.retrain_metrics, "anomaly_rate")
+        return config
+
+    @staticmethod
+    def _estimator_params(model_type: str, params: dict[str, Any], key: str) -> dict[str, Any]:
+        estimator = _estimator_class(model_type)
+        if model_type == "LocalOutlierFactor" and params.get("novelty", True) is not True:
+            raise InvalidConfig("LocalOutlierFactor always runs with novelty=True so it can score new "
+                                "rows; remove 'novelty' or set it to true", f"{key}.novelty")
+        check_keys(params, (*sorted(estimator().get_params()), "confidence"), key)
+        if params.get("contamination", 0) is None:
+            del params["contamination"]
+        if "contamination" in params:
+            if "confidence" in params:
+                raise InvalidConfig("give either 'confidence' (limit at that quantile of the training "
+                                    "scores) or 'contamination' (the estimator's own threshold), not both",
+                                    f"{key}.contamination")
+        else:
+            params["confidence"] = _confidence(params, key)
+        if model_type in ("IsolationForest", "EllipticEnvelope"):  # reproducible fits
+            params.setdefault("random_state", 0)
+        if model_type == "LocalOutlierFactor":
+            params["novelty"] = True
+        try:
+            estimator(**{k: v for k, v in params.items() if k != "confidence"})._validate_params()
+        except ValueError as exc:  # sklearn's InvalidParameterError names the parameter
+            found = re.search(r"'(\w+)' parameter", str(exc))
+            raise InvalidConfig(str(exc), f"{key}.{found.group(1)}" if found else key) from None
+        return params
+
+    @classmethod
+    def model_parameters(cls, model_type: str) -> list[ParamSpec]:
+        conf = ParamSpec("confidence", "float", 0.99, help="alarm limit confidence level in (0, 1)")
+        contamination = ParamSpec("contamination", "json", None, help="expected outlier fraction; when "
+                                  "set, the estimator's own threshold replaces 'confidence'")
+        specs = {
+            "PCA": [ParamSpec("n_components", "float", 0.9, help="fraction of variance in (0, 1), or an "
+                              "integer number of components"), conf],
+            "IsolationForest": [ParamSpec("n_estimators", "int", 100), ParamSpec(
+                "max_samples", "json", "auto", help='"auto", an int or a fraction'), contamination, conf],
+            "EllipticEnvelope": [ParamSpec("support_fraction", "float", None, help="null: sklearn's "
+                                           "default"), contamination, conf],
+            "LocalOutlierFactor": [ParamSpec("n_neighbors", "int", 20), contamination, conf],
+        }
+        return specs.get(model_type, [])
+
+    # -- data --------------------------------------------------------------------------------
+    def _ds_column(self, frame: pd.DataFrame) -> str | None:
+        """setup.ds, else a column named ds or timestamp when there is one."""
+        return self.config["setup"].get("ds") or next((c for c in ("ds", "timestamp") if c in frame), None)
+
+    def _features(self, frame: pd.DataFrame) -> list[str]:
+        """Configured features, or every numeric non-bool column except ds and label."""
+        import pandas as pd
+
+        setup = self.config["setup"]
+        if setup.get("features"):
+            return list(setup["features"])
+        skip = {self._ds_column(frame), setup.get("label")}
+        found = [c for c in frame.columns if c not in skip and pd.api.types.is_numeric_dtype(frame[c])
+                 and not pd.api.types.is_bool_dtype(frame[c])]
+        if not found:
+            raise DataError(f"no numeric feature columns; columns: {', '.join(map(str, frame.columns))}")
+        return found
+
+    def _prepare(self, frame: Any, features: list[str] | None) -> pd.DataFrame:
+        """Parse ds, check features exist, are numeric and finite, handle NaN per setup.missing."""
+        import numpy as np
+        import pandas as pd
+
+        if not isinstance(frame, pd.DataFrame):
+            raise DataError(f"expected a pandas DataFrame, got {type(frame).__name__}")
+        if len(frame) == 0:
+            raise NoData("fault_detection got 0 rows; it needs at least a few rows of process data")
+        frame = frame.copy()
+        ds = self._ds_column(frame)
+        if ds is not None:
+            if ds not in frame.columns:
+                raise DataError(f"timestamp column {ds!r} (setup.ds) not found; available columns: "
+                                f"{', '.join(map(str, frame.columns))}", ds)
+            if not pd.api.types.is_datetime64_any_dtype(frame[ds]):
+                parsed = pd.to_datetime(frame[ds], errors="coerce")
+                bad = parsed.isna() & frame[ds].notna()
+                if bad.any():
+                    raise DataError(f"column {ds!r} has {int(bad.sum())} value(s) that are not timestamps, "
+                                    f"e.g. {frame[ds][bad].iloc[0]!r}", ds)
+                frame[ds] = parsed
+            if frame[ds].isna().any():
+                raise DataError(f"column {ds!r} has {int(frame[ds].isna().sum())} missing timestamp(s)", ds)
+        features = features or self._features(frame)
+        absent = [c for c in features if c not in frame.columns]
+        if absent:
+            raise DataError(f"feature column(s) not found: {', '.join(map(repr, absent))}; available "
+                            f"columns: {', '.join(map(str, frame.columns))}", absent[0])
+        for column in features:
+            if not pd.api.types.is_numeric_dtype(frame[column]):
+                raise DataError(f"feature column {column!r} is not numeric (dtype {frame[column].dtype}); "
+                                f"convert it or leave it out of setup.features", column)
+        values = frame[features].astype(float)
+        infinite = np.isinf(values).sum()
+        if infinite.any():
+            column = str(infinite[infinite > 0].index[0])
+            raise DataError(f"feature column {column!r} has {int(infinite[column])} infinite value(s)",
+                            column)
+        counts = values.isna().sum()
+        counts = counts[counts > 0]
+        missing = self.config["setup"]["missing"]
+        if len(counts) and missing == "error":
+            listed = ", ".join(f"{c!r} ({n} missing)" for c, n in counts.items())
+            raise DataError(f"feature column(s) with missing values: {listed}; set setup.missing to "
+                            f"'drop' or 'interpolate'", str(counts.index[0]))
+        frame[features] = values
+        if len(counts) and missing == "drop":
+            frame = frame.dropna(subset=features)
+            if len(frame) == 0:
+                raise NoData("no rows left after dropping rows with missing values (setup.missing='drop')")
+        elif len(counts):
+            frame[features] = values.interpolate(limit_direction="both")
+            empty = [c for c in features if frame[c].isna().any()]
+            if empty:
+                raise DataError(f"feature column {empty[0]!r} has no values to interpolate from", empty[0])
+        return frame
+
+    def validate_data(self, frame: pd.DataFrame) -> pd.DataFrame:
+        frame = self._prepare(frame, None)
+        features, label = self._features(frame), self.config["setup"].get("label")
+        if label is not None:
+            if label not in frame.columns:
+                raise DataError(f"label column {label!r} (setup.label) not found; available columns: "
+                                f"{', '.join(map(str, frame.columns))}", label)
+            values = frame[label].dropna()
+            bad = values[~values.isin([0, 1])]
+            if len(bad):
+                raise DataError(f"label column {label!r} must hold 0/1 or booleans; found {bad.iloc[0]!r}",
+                                label)
+        params = self.config["create_model"]["params"]
+        components = params.get("n_components", 1)
+        if isinstance(components, int) and components > len(features):
+            raise InvalidConfig(f"{components} components but only {len(features)} feature columns",
+                                "create_model.params.n_components")
+        need = (components if isinstance(components, int) else 1) + 2
+        if len(frame) < need:
+            raise DataError(f"fault_detection needs at least {need} rows here (components + 2); "
+                            f"got {len(frame)}")
+        return frame
+
+    # -- the work ----------------------------------------------------------------------------
+    def _detector(self) -> Any:
+        from .pca_monitor import PCAMonitor, ScoreLimitDetector
+
+        create = self.config["create_model"]
+        params = dict(create["params"])
+        if create["model_type"] == "PCA":
+            return PCAMonitor(rule=self.config["anomaly"]["rule"], **params)
+        confidence = params.pop("confidence", None)
+        return ScoreLimitDetector(_estimator_class(create["model_type"])(**params), confidence=confidence)
+
+    def _model_features(self) -> list[str]:
+        if self.model is None:
+            raise NotReady("fault_detection has no fitted model yet; train it first")
+        return [str(c) for c in self.model.feature_names_in_]
+
+    def fit(self, data: pd.DataFrame, progress: Progress) -> Evaluation:
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        data = self.validate_data(data)
+        features = self._features(data)
+        progress("scaling", 0.15)
+        scaler = StandardScaler().fit(data[features])
+        scaled = scaler.transform(data[features])
+        progress("fitting", 0.3)
+        try:
+            detector = self._detector().fit(scaled)
+        except ValueError as exc:
+            model_type = self.config["create_model"]["model_type"]
+            raise DataError(f"{model_type} could not be fitted on these rows: {exc}") from exc
+        progress("limits", 0.6)
+        self.model = Pipeline([("scaler", scaler), ("detector", detector)])
+        progress("evaluating", 0.7)
+        frame = self._statistics(data, features, contributors=False)
+        metrics = {"anomaly_rate": float(frame["anomaly"].mean())}
+        if hasattr(detector, "pca_"):
+            metrics["n_components"] = float(detector.pca_.n_components_)
+            metrics["explained_variance"] = float(detector.pca_.explained_variance_ratio_.sum())
+        label = self.config["setup"].get("label")
+        if label is not None:
+            metrics.update(_label_metrics(frame[label], frame["anomaly"]))
+        progress("evaluating", 0.85)
+        return Evaluation(frame=frame, metrics=metrics)
+
+    def _statistics(self, frame: pd.DataFrame, features: list[str], contributors: bool) -> pd.DataFrame:
+        import numpy as np
+        import pandas as pd
+
+        detector, scaled = self.model[-1], self.model[:-1].transform(frame[features])
+        out = pd.DataFrame(index=frame.index)
+        ds = self._ds_column(frame)
+        if ds is not None:
+            out["ds"] = frame[ds]
+        if hasattr(detector, "pca_"):
+            out["t2"], out["t2_limit"] = detector.t2(scaled), detector.t2_limit_
+            out["spe"], out["spe_limit"] = detector.spe(scaled), detector.spe_limit_
+        else:
+            out["score"], out["score_limit"] = -detector.score_samples(scaled), detector.score_limit_
+        out["anomaly"] = detector.predict(scaled) == -1
+        if hasattr(detector, "pca_"):  # first two component scores, for the scatter figure
+            scores = detector.transform(scaled)
+            for i in range(min(2, scores.shape[1])):
+                out[f"pc{i + 1}"] = scores[:, i]
+        if contributors and "t2" in out:
+            use_spe = (out["spe"] / out["spe_limit"] >= out["t2"] / out["t2_limit"]).to_numpy()[:, None]
+            contrib = np.where(use_spe, detector.spe_contributions(scaled), detector.t2_contributions(scaled))
+            top = np.argsort(-contrib, axis=1)[:, :3]
+            out["top_contributors"] = [", ".join(features[j] for j in row) if flag else None
+                                       for row, flag in zip(top, out["anomaly"], strict=True)]
+        label = self.config["setup"].get("label")
+        if label is not None and label in frame.columns:
+            out[label] = frame[label]
+        return out
+
+    def predict(self, data: pd.DataFrame | None) -> pd.DataFrame:
+        if data is None:
+            raise NoData("fault_detection needs rows to predict on; pass data or publish to the "
+                         "experiment's queue")
+        features = self._model_features()
+        return self._statistics(self._prepare(data, features), features, contributors=True)
+
+    def retrain_rows(self, predictions: pd.DataFrame, new_rows: pd.DataFrame) -> pd.DataFrame:
+        """The new rows that were not flagged: recent normal operation (matched by position when the
+        lengths agree, else by index, e.g. after setup.missing='drop')."""
+        normal = ~predictions["anomaly"].astype(bool).to_numpy()
+        if len(predictions) == len(new_rows):
+            return new_rows[normal]
+        if predictions.index.isin(new_rows.index).all() and predictions.index.is_unique:
+            return new_rows.loc[predictions.index[normal]]
+        return new_rows.iloc[0:0]
+
+    def monitor(self, predictions: pd.DataFrame, metric: str) -> float | None:
+        if metric != "anomaly_rate" or predictions is None or len(predictions) == 0 \
+                or "anomaly" not in predictions.columns:
+            return None
+        return float(predictions["anomaly"].astype(bool).mean())
+
+    # -- figures -----------------------------------------------------------------------------
+    def eda_figures(self, data: pd.DataFrame) -> dict[str, go.Figure]:
+        from . import eda
+
+        return eda.standard_figures(data, ds=self._ds_column(data), columns=self._features(data))
+
+    def figures(self, train: pd.DataFrame, evaluation: Evaluation,
+                predictions: pd.DataFrame | None) -> dict[str, go.Figure]:
+        ev = evaluation.frame
+        new = predictions if predictions is not None and len(predictions) else None
+        x_train, x_new = _x_values(ev, new)
+        pca = "t2" in ev.columns
+        stats = [("t2", "Hotelling T²"), ("spe", "SPE (Q)")] if pca else [("score", "Anomaly score")]
+        return {
+            "control_chart": _control_chart(ev, new, x_train, x_new, stats),
+            "anomalies": (_score_scatter(ev, new) if pca
+                          else _control_chart(ev, new, x_train, x_new, stats, "Flagged samples")),
+            "contributions": self._contribution_chart(train, new),
+        }
+
+    def _contribution_chart(self, train: pd.DataFrame, new: pd.DataFrame | None) -> go.Figure:
+        """Mean per-variable contribution over flagged new rows (when they carry the feature
+        columns), else flagged training rows, else all training rows."""
+        import numpy as np
+        import plotly.graph_objects as go
+
+        features = self._model_features()
+        frame, what = None, ""
+        if new is not None and set(features) <= set(new.columns) and new["anomaly"].any():
+            frame, what = new[new["anomaly"].astype(bool)], "flagged new samples"
+        if frame is None:
+            prepared = self._prepare(train, features)
+            flagged = self._statistics(prepared, features, contributors=False)["anomaly"].to_numpy()
+            frame, what = (prepared[flagged], "flagged training samples") if flagged.any() else (
+                prepared, "all training samples (none flagged)")
+        detector, scaled = self.model[-1], self.model[:-1].transform(frame[features].astype(float))
+        if hasattr(detector, "pca_"):
+            bars = {"SPE": detector.spe_contributions(scaled).mean(axis=0),
+                    "T²": detector.t2_contributions(scaled).mean(axis=0)}
+        else:
+            bars = {"mean |z|": np.abs(scaled).mean(axis=0)}
+        order = np.argsort(-next(iter(bars.values())))
+        fig = go.Figure([go.Bar(x=[features[i] for i in order], y=values[order], name=name)
+                         for name, values in bars.items()])
+        fig.update_layout(title=f"Mean contribution per variable over {len(frame)} {what}",
+                          barmode="group", yaxis_title="contribution", template="plotly_white")
+        return fig
+
+    # -- persistence -------------------------------------------------------------------------
+    def save_model(self, path: str) -> None:
+        import mlflow.sklearn
+
+        # MLflow's default format, skops, rebuilds only allow-listed types: add the ones we wrote
+        # (our detectors; IsolationForest's tree storage, trusted because we created the file).
+        trusted = [f"{_MONITOR}.PCAMonitor", f"{_MONITOR}.ScoreLimitDetector"]
+        if self.config["create_model"]["model_type"] == "IsolationForest":
+            trusted.append("sklearn.tree._tree.Tree")
+        mlflow.sklearn.save_model(self.model, path, serialization_format="skops", skops_trusted_types=trusted,
+                                  pip_requirements=_requirements())
+
+    def load_model(self, path: str) -> None:
+        import mlflow.sklearn
+
+        # MLFLOW_ALLOW_PICKLE_DESERIALIZATION (default true) gates this; a user who sets it false
+        # gets MLflow's own error, which the hub reports.
+        self.model = mlflow.sklearn.load_model(path)
+
+
+def _requirements() -> list[str]:
+    """What loading the model needs, pinned; stated rather than inferred (MLflow's inference
+    reloads the model in a subprocess, seconds per save, and lists whatever else is installed)."""
+    from importlib import metadata
+
+    out = []
+    for dist in ("numpy", "scipy", "scikit-learn", "skops", "experimenthub"):
+        try:
+            out.append(f"{dist}=={metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            if dist != "experimenthub":  # a source checkout: the class comes with the code
+                out.append(dist)
+    return out
+
+
+def _label_metrics(label: pd.Series, flagged: pd.Series) -> dict[str, float]:
+    from sklearn.metrics import precision_recall_fscore_support
+
+    known = label.notna()
+    truth, alarm = label[known].astype(bool).to_numpy(), flagged[known].to_numpy()
+    if len(truth) == 0:
+        return {}
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        truth, alarm, average="binary", zero_division=0)
+    metrics = {"precision": float(precision), "recall": float(recall), "f1": float(f1)}
+    if (~truth).any():
+        metrics["false_alarm_rate"] = float(alarm[~truth].mean())
+    if truth.any():
+        metrics["detection_rate"] = float(alarm[truth].mean())
+    return metrics
+
+
+def _x_values(ev: pd.DataFrame, new: pd.DataFrame | None) -> tuple[Any, Any]:
+    """Timestamps when both frames have them, else the sample number continuing after training."""
+    import numpy as np
+    import pandas as pd
+
+    if "ds" in ev.columns and (new is None or "ds" in new.columns):  # (predictions may come from JSON)
+        return ev["ds"].to_numpy(), None if new is None else pd.to_datetime(new["ds"]).to_numpy()
+    return np.arange(len(ev)), None if new is None else np.arange(len(ev), len(ev) + len(new))
+
+
+def _control_chart(ev: pd.DataFrame, new: pd.DataFrame | None, x_train: Any, x_new: Any,
+                   stats: list[tuple[str, str]], title: str = "Control chart") -> go.Figure:
+    """One subplot per statistic: the series, its dashed limit and flagged samples in red."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=len(stats), cols=1, shared_xaxes=True, subplot_titles=[t for _, t in stats])
+    parts = [("training", ev, x_train, _TRAIN)] + ([("new", new, x_new, _NEW)] if new is not None else [])
+    for row, (column, label) in enumerate(stats, start=1):
+        for part, frame, x, colour in parts:
+            flagged = frame["anomaly"].astype(bool).to_numpy()
+            fig.add_trace(go.Scattergl(x=x, y=frame[column], mode="lines", line={"color": colour, "width": 1},
+                                       name=f"{label} ({part})"), row=row, col=1)
+            marker = {"color": _ALARM, "size": 5, "symbol": "x" if part == "new" else "circle"}
+            fig.add_trace(go.Scattergl(x=x[flagged], y=frame[column][flagged], mode="markers", marker=marker,
+                                       name=f"flagged ({part})"), row=row, col=1)
+        first, last = x_train[0], (x_new if x_new is not None else x_train)[-1]
+        fig.add_trace(go.Scatter(x=[first, last], y=[ev[f"{column}_limit"].iloc[0]] * 2, mode="lines",
+                                 line={"color": "black", "dash": "dash"}, name=f"{label} limit"),
+                      row=row, col=1)
+    if x_new is not None:
+        fig.add_vline(x=x_new[0], line={"color": "grey", "dash": "dot"}, row="all", col=1)
+    fig.update_layout(title=title, template="plotly_white", height=320 * len(stats) + 80)
+    return fig
+
+
+def _score_scatter(ev: pd.DataFrame, new: pd.DataFrame | None) -> go.Figure:
+    """First two principal component scores (PC1 against sample number with one component)."""
+    import numpy as np
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    parts = [("training", ev, _TRAIN)] + ([("new", new, _NEW)] if new is not None else [])
+    two = "pc2" in ev.columns
+    for part, frame, colour in parts:
+        flagged = frame["anomaly"].astype(bool).to_numpy()
+        x = frame["pc1"].to_numpy()
+        y = frame["pc2"].to_numpy() if two else np.arange(len(frame))
+        for mask, name, col in ((~flagged, part, colour), (flagged, f"flagged ({part})", _ALARM)):
+            fig.add_trace(go.Scattergl(x=x[mask], y=y[mask], mode="markers", name=name, marker={
+                "color": col, "size": 5, "symbol": "x" if part == "new" else "circle", "opacity": 0.7}))
+    fig.update_layout(title="Principal component scores, flagged samples in red", xaxis_title="PC1",
+                      yaxis_title="PC2" if two else "sample", template="plotly_white")
+    return fig
