@@ -14,6 +14,7 @@ script without an ``if __name__ == "__main__"`` guard works.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -43,6 +44,10 @@ def main(control_fd: int) -> None:
     control = socket.socket(fileno=control_fd)
     import experimenthub._worker_preload  # noqa: F401  (imported before any fork)
 
+    # Objects that exist now are shared with every child; keep the collector from walking them in
+    # the children (which would copy every page on write). See the gc.freeze() documentation.
+    gc.collect()
+    gc.freeze()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     control.sendall(b"R")  # ready: libraries loaded
     while True:

@@ -300,27 +300,37 @@ class ExperimentHub:
 
         if previous is not None and previous is not threading.current_thread():
             previous.join()  # the last run's write-behind logging finishes first: runs stay in order
-        run: RunInfo | None = None
-        try:
-            self._on_job_message(experiment, job, "progress", ("tracking", 0.02))
-            run = records.start(self._tracking, experiment.name, impl, frame, kind, number)
+        self._on_job_message(experiment, job, "progress", ("tracking", 0.02))
+        # the MLflow run is opened while the worker fits, not before: tracking I/O stays off the
+        # critical path; if it fails, the job is cancelled and the experiment fails with its error
+        opened: dict[str, Any] = {}
+
+        def open_run() -> None:
+            try:
+                run = records.start(self._tracking, experiment.name, impl, frame, kind, number)
+            except Exception as exc:
+                opened["error"] = exc
+                job.cancel()
+                return
+            opened["run"] = run
             with experiment._lock:
                 if experiment._job is job:
                     experiment._set(run_id=run.run_id, exp_id=run.experiment_id)
+
+        opener = threading.Thread(target=open_run, name=f"experimenthub-run-{experiment.name}", daemon=True)
+        opener.start()
+        try:
             output = job.run()
+            error: BaseException | None = None
         except JobCancelled:
-            self._end_run(run, "KILLED")
-            if batch:
-                batch.nack()
-            return  # stop_training / delete already moved the experiment on
+            output, error = None, None
         except Exception as exc:
-            if batch:
-                batch.nack()
-            self._end_run(run, "FAILED")
-            self._fail(experiment, job, exc)
-            return
+            output, error = None, exc
+        opener.join()
+        run = opened.get("run")
+        error = opened.get("error") or error
         with experiment._lock:
-            current = experiment._job is job and not job.cancelled
+            current = experiment._job is job and output is not None and not job.cancelled and run is not None
             if current:
                 experiment._set(impl=output.experiment, evaluation=output.evaluation, figures=output.figures,
                                 eda=output.eda, train_data=frame, predictions=None, new_rows=None,
@@ -328,10 +338,12 @@ class ExperimentHub:
                                 ended=now(), tracking="logging")
                 status = experiment.status
         if not current:
-            self._end_run(run, "KILLED")
             if batch:
                 batch.nack()
-            return
+            self._end_run(run, "FAILED" if error is not None else "KILLED")
+            if error is not None:
+                self._fail(experiment, job, error)
+            return  # stopped: stop_training / delete already moved the experiment on
         if batch:
             batch.ack()
         self._publish("state_changed", experiment.name, status=status.to_dict())

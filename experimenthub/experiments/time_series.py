@@ -163,17 +163,21 @@ class TimeSeriesExperiment(ExperimentType):
             model.add_regressor(regressor)
         if setup["country_holidays"]:
             model.add_country_holidays(setup["country_holidays"])
-        model.fit(self._model_frame(data, with_target=True))
+        history = self._model_frame(data, with_target=True)
+        # MCMC fits draw a progress bar per chain unless told not to (optimisation takes no such flag)
+        quiet = {"show_progress": False} if self.config["create_model"]["params"].get("mcmc_samples") else {}
+        model.fit(history, **quiet)
         self.model = model
         self.learned = {"freq": self.config["forecast"]["freq"] or infer_freq(model.history["ds"])}
         progress("evaluating", 0.6)
-        history = self._model_frame(data, with_target=True)
-        forecast = self._forecast(history.drop(columns="y"))
-        residual = history["y"].to_numpy() - forecast["yhat"].to_numpy()
+        import pandas as pd
+
+        # one predict over history and horizon (uncertainty sampling has a fixed cost per call)
+        forecast = self._forecast(pd.concat([history.drop(columns="y"), self._future()], ignore_index=True))
+        past, ahead = forecast.iloc[: len(history)], forecast.iloc[len(history):]
+        residual = history["y"].to_numpy() - past["yhat"].to_numpy()
         self.learned["residual_std"] = float(residual[history["y"].notna().to_numpy()].std())
-        frame = self._flag(forecast, history["y"])
-        ahead = self._forecast(self._future())
-        frame = _concat(frame, ahead)
+        frame = _concat(self._flag(past, history["y"]), ahead)
         return Evaluation(frame=frame, metrics=accuracy(frame))
 
     def predict(self, data: pd.DataFrame | None) -> pd.DataFrame:
