@@ -29,12 +29,14 @@ from .settings import Settings
 if TYPE_CHECKING:
     from .experiment import Experiment, Status
     from .experiments.base import ExperimentType
-    from .hub import ExperimentHub
+    from .faces import ExperimentHub
+    from .hub import Hub
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "ExperimentHub": ("experimenthub.hub", "ExperimentHub"),
+    "ExperimentHub": ("experimenthub.faces", "ExperimentHub"),
+    "Hub": ("experimenthub.hub", "Hub"),
     "Experiment": ("experimenthub.experiment", "Experiment"),
     "Status": ("experimenthub.experiment", "Status"),
     "ExperimentType": ("experimenthub.experiments.base", "ExperimentType"),
@@ -52,7 +54,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Busy", "DataError", "DatastreamError", "Experiment", "ExperimentExists", "ExperimentHub",
-    "ExperimentHubError", "ExperimentNotFound", "ExperimentType", "InvalidConfig", "InvalidName", "NoData",
+    "ExperimentHubError", "ExperimentNotFound", "ExperimentType", "Hub", "InvalidConfig", "InvalidName", "NoData",
     "NotReady", "PlotNotFound", "RunNotFound", "Settings", "Status", "TrackingError", "TrainingFailed",
     "UnknownExperimentType", "__version__",
 ]

@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "demo":
         from . import demo as demo_module
-        from .hub import ExperimentHub
+        from .faces import ExperimentHub
 
         with ExperimentHub(home=args.home) as hub:
             demo_module.run(hub)

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from . import datasets
-from .hub import ExperimentHub
+from .hub import Hub
 
 FORECAST = {"setup": {"target": "y", "ds": "ds"},
             "create_model": {"model_type": "Prophet", "params": {"seasonality_mode": "multiplicative"}},
@@ -16,8 +16,11 @@ MONITOR = {"setup": {"ds": "ds", "label": "fault"},
            "create_model": {"model_type": "PCA", "params": {"n_components": 0.9, "confidence": 0.99}}}
 
 
-def run(hub: ExperimentHub | None = None, out: Path | None = None) -> dict[str, object]:
-    hub = hub or ExperimentHub()
+def run(hub: Hub | None = None, out: Path | None = None) -> dict[str, object]:
+    if hub is None:
+        from .faces import ExperimentHub
+
+        hub = ExperimentHub()
     out = out or hub.settings.home / "figures"
     started = time.perf_counter()
     print(f"ExperimentHub demo: MLflow at {hub.tracking.uri}")

@@ -21,6 +21,7 @@ from .errors import (
     Busy,
     DataError,
     ExperimentExists,
+    ExperimentHubError,
     ExperimentNotFound,
     InvalidConfig,
     InvalidName,
@@ -46,8 +47,8 @@ log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 #: first path segments of the REST API; an experiment with one of these names would be ambiguous
-RESERVED_NAMES = frozenset({"health", "available_experiments", "create_experiment", "flush", "experiments",
-                            "docs", "redoc", "openapi.json"})
+RESERVED_NAMES = frozenset({"health", "available_experiments", "create_experiment", "flush", "publish",
+                            "experiments", "docs", "redoc", "openapi.json"})
 _PREDICTION_HISTORY = 100_000  # rows of predictions kept per experiment (oldest dropped)
 
 
@@ -61,8 +62,11 @@ def check_name(name: Any, what: str = "experiment name") -> str:
     return name
 
 
-class ExperimentHub:
+class Hub:
     """Create, train, predict with, save and load experiments; observe them through events.
+
+    This is the core; users take :class:`experimenthub.ExperimentHub`, which adds the faces
+    (``serve()`` for the REST API, ``panel()`` for the widgets) on top without the core importing them.
 
     >>> hub = ExperimentHub()                                  # doctest: +SKIP
     >>> hub.create_experiment("sales", "time_series", config, data=df)  # doctest: +SKIP
@@ -109,7 +113,7 @@ class ExperimentHub:
                 log.debug("warm-up step failed", exc_info=True)
 
     def __repr__(self) -> str:
-        return (f"<ExperimentHub {len(self._experiments)} experiments, tracking={self._tracking.uri}, "
+        return (f"<{type(self).__name__} {len(self._experiments)} experiments, tracking={self._tracking.uri}, "
                 f"home={self.settings.home}>")
 
     # -- registry and events -----------------------------------------------------------------
@@ -182,7 +186,7 @@ class ExperimentHub:
             if experiment._state in BUSY_STATES:
                 raise Busy(f"Experiment {name!r} is {experiment._state}; stop it or wait for it first")
             current = experiment._impl
-            fallback = experiment._last_data
+            fallback = experiment._last_data if experiment._last_data is not None else experiment._train_data
         if config is None:
             impl, inline = type(current)(current.config), None
         else:
@@ -463,10 +467,13 @@ class ExperimentHub:
                 frame = self._decode(batch)
         try:
             result = impl.predict(frame)
-        except Exception:
+        except Exception as exc:
             if batch:
                 batch.nack()
-            raise
+            if isinstance(exc, ExperimentHubError):
+                raise
+            # the model choked on the rows it was given: a data problem, said in the model's words
+            raise DataError(f"Could not predict on these rows: {type(exc).__name__}: {exc}") from exc
         if batch:
             batch.ack()
         with experiment._lock:
@@ -563,11 +570,13 @@ class ExperimentHub:
 
     # -- data and metadata -------------------------------------------------------------------------
     def train_data(self, name: str) -> pd.DataFrame:
+        """The data of the current model; while a first training runs, the data it trains on."""
         experiment = self._get(name)
         with experiment._lock:
-            if experiment._train_data is None:
+            data = experiment._train_data if experiment._train_data is not None else experiment._last_data
+            if data is None:
                 raise NotReady(f"Experiment {name!r} has no training data yet")
-            return experiment._train_data.copy()
+            return data.copy()
 
     def cfg(self, name: str) -> dict[str, Any]:
         return self._get(name).config
@@ -674,14 +683,14 @@ class ExperimentHub:
                 thread.join(max(0.0, deadline - time.monotonic()))
         self._datastream.close()
 
-    def __enter__(self) -> ExperimentHub:
+    def __enter__(self) -> Hub:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-_open_hubs: weakref.WeakSet[ExperimentHub] = weakref.WeakSet()
+_open_hubs: weakref.WeakSet[Hub] = weakref.WeakSet()
 
 
 @atexit.register

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,17 +16,12 @@ from pathlib import Path
 
 import pytest
 import requests
+from helpers import free_port
 
 from experimenthub import ExperimentHub, datasets
 
 ROOT = Path(__file__).resolve().parents[1]
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -101,9 +95,3 @@ def hourly():
 def tep():
     return {name: datasets.load(f"tep_{name}") for name in ("normal_train", "normal_test", "idv01_test")}
 
-
-SEED_CONFIG = {
-    "setup": {"target": "value", "ds": "ds"},
-    "create_model": {"model_type": "Prophet",
-                     "params": {"seasonality_mode": "multiplicative", "daily_seasonality": True}},
-}

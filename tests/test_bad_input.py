@@ -7,7 +7,7 @@ import copy
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SEED_CONFIG
+from helpers import SEED_CONFIG
 
 from experimenthub import (
     DataError,

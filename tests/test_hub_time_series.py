@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
-from conftest import SEED_CONFIG
+from helpers import SEED_CONFIG
 
 from experimenthub import Busy, NotReady, PlotNotFound
 

@@ -44,7 +44,8 @@ def test_stop_kills_a_long_prophet_fit(embedded_hub, hourly):
     until(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in running), 10,
           "the CmdStan process to be gone")
     assert embedded_hub.stop_training("long") is False  # idempotent: nothing left to stop
-    run_id = embedded_hub.run_id("long")
+    # the MLflow run is opened alongside the fit, so its id may come just after the stop
+    run_id = until(lambda: embedded_hub.status("long").run_id, 60, "the run id")
     until(lambda: embedded_hub.tracking.get_run(run_id).status == "KILLED", 10, "the run to be KILLED")
     assert embedded_hub.wait("long", timeout=1).state == "stopped"
 
@@ -70,7 +71,7 @@ def test_failed_fit_is_reported_and_the_hub_goes_on(embedded_hub, daily):
         embedded_hub.wait("bad", timeout=120)
     status = embedded_hub.status("bad")
     assert status.state == "failed" and "cap" in status.error
-    run_id = embedded_hub.run_id("bad")
+    run_id = until(lambda: embedded_hub.status("bad").run_id, 60, "the run id")
     until(lambda: embedded_hub.tracking.get_run(run_id).status == "FAILED", 10, "the run to be FAILED")
     good = {"setup": {"target": "value"}, "create_model": {"model_type": "Prophet", "params": {}}}
     embedded_hub.train("bad", good)  # a failed experiment can be trained again

@@ -13,7 +13,7 @@ import textwrap
 
 import pandas as pd
 import pytest
-from conftest import SEED_CONFIG
+from helpers import SEED_CONFIG
 
 from experimenthub import ExperimentHub, RunNotFound
 

@@ -72,7 +72,7 @@ def test_default_config_fits_and_detects_idv1(tep, fitted):
     exp, evaluation = fitted["PCA"]
     assert exp.config["create_model"]["params"] == {"n_components": 0.9, "confidence": 0.99}
     assert exp.config["anomaly"] == {"rule": "either"} and exp.config["retrain"] is None
-    columns = ["ds", "t2", "t2_limit", "spe", "spe_limit", "pc1", "pc2", "anomaly"]
+    columns = ["ds", "t2", "t2_limit", "spe", "spe_limit", "anomaly", "pc1", "pc2"]
     assert list(evaluation.frame.columns) == columns
     assert len(evaluation.frame) == 500 and evaluation.frame["anomaly"].dtype == bool
     m = evaluation.metrics

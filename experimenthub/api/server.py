@@ -1,0 +1,163 @@
+"""Serving the REST API from a background thread of the current process (a Jupyter kernel).
+
+The kernel's main thread already runs an asyncio loop, so ``uvicorn.run()`` cannot be used there.
+Instead ``uvicorn.Server.run`` runs in a daemon thread with its own loop (uvicorn skips signal
+handlers off the main thread). We bind the socket ourselves and hand it to uvicorn: a port taken
+by another process is an immediate :class:`PortInUse`, never a thread that dies in ``sys.exit``.
+A process-wide registry keeps one server per hub and per port, so re-running a cell returns the
+running server (same hub) or replaces it (a new hub object on the same port).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import os
+import socket
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ExperimentHubError
+
+if TYPE_CHECKING:
+    from ..hub import Hub
+
+_START_TIMEOUT = 15.0
+
+
+class PortInUse(ExperimentHubError, OSError):
+    """The requested port is taken by another process (or not bindable)."""
+
+
+class ServerFailed(ExperimentHubError, RuntimeError):
+    """The server thread did not start accepting connections."""
+
+
+@dataclasses.dataclass
+class RunningServer:
+    hub: Hub
+    host: str
+    port: int
+    token: str | None
+    _server: Any = dataclasses.field(repr=False)
+    _thread: threading.Thread = dataclasses.field(repr=False)
+    _socket: socket.socket = dataclasses.field(repr=False)
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive() and bool(self._server.started) and not self._server.should_exit
+
+    def stop(self, timeout: float = 2.0) -> None:
+        _stop(self, timeout)
+
+    def _repr_html_(self) -> str:
+        return f'ExperimentHub API at <a href="{self.url}/docs" target="_blank">{self.url}</a>'
+
+
+_lock = threading.Lock()
+_by_port: dict[tuple[str, int], RunningServer] = {}
+
+
+def under_voila() -> bool:
+    """Voila starts a kernel per visitor: a fixed port would collide for the second visitor."""
+    return os.environ.get("SERVER_SOFTWARE", "").startswith("voila/")
+
+
+def running(hub: Hub) -> RunningServer | None:
+    with _lock:
+        for server in _by_port.values():
+            if server.hub is hub and server.running:
+                return server
+    return None
+
+
+def serve(hub: Hub, host: str | None = None, port: int | None = None, token: str | None = None) -> RunningServer:
+    host = host or hub.settings.server_host
+    with _lock:
+        current = [s for s in _by_port.values() if s.hub is hub and s.running]
+        for server in current:
+            if port in (None, 0, server.port) and host == server.host and token == server.token:
+                return server  # re-running the cell: the same hub is already served
+    if port is None:
+        port = 0 if under_voila() else hub.settings.server_port
+    with _lock:
+        replaced = [s for s in _by_port.values() if port and s.port == port and s.host == host]
+        stale = current + [s for s in replaced if s not in current]
+    for server in stale:  # a new hub object (or new options) for the same place: the old server goes
+        _stop(server, timeout=2.0)
+    sock = _bind(host, port)
+    try:
+        return _start(hub, sock, host, token)
+    except BaseException:
+        sock.close()
+        raise
+
+
+def stop(hub: Hub, timeout: float = 2.0) -> bool:
+    with _lock:
+        mine = [s for s in _by_port.values() if s.hub is hub]
+    for server in mine:
+        _stop(server, timeout)
+    return bool(mine)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port left in TIME_WAIT is free to reuse
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(f"Port {port} on {host} is already in use by another process; choose another "
+                            f"port, or port=0 to let the system pick a free one") from exc
+        raise PortInUse(f"Cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+def _start(hub: Hub, sock: socket.socket, host: str, token: str | None) -> RunningServer:
+    import uvicorn
+
+    from .app import create_app
+
+    config = uvicorn.Config(create_app(hub, token=token), log_level="warning", access_log=False,
+                            lifespan="off", timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
+    port = sock.getsockname()[1]
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
+                              name=f"experimenthub-api-{port}")
+    handle = RunningServer(hub=hub, host=host, port=port, token=token, _server=server, _thread=thread,
+                           _socket=sock)
+    thread.start()
+    deadline = time.monotonic() + _START_TIMEOUT
+    while not server.started:
+        if not thread.is_alive():
+            raise ServerFailed(f"The API server thread for {host}:{port} exited while starting")
+        if time.monotonic() > deadline:
+            server.should_exit = True
+            raise ServerFailed(f"The API server on {host}:{port} did not start within {_START_TIMEOUT} s")
+        time.sleep(0.01)
+    with _lock:
+        _by_port[(host, port)] = handle
+    return handle
+
+
+def _stop(server: RunningServer, timeout: float) -> None:
+    server._server.should_exit = True
+    server._thread.join(timeout)
+    try:
+        server._socket.close()
+    except OSError:
+        pass
+    with _lock:
+        if _by_port.get((server.host, server.port)) is server:
+            del _by_port[(server.host, server.port)]

@@ -1,0 +1,49 @@
+"""``ExperimentHub``: the core :class:`~experimenthub.hub.Hub` plus its faces.
+
+The faces are adapters over the core: the REST API (``serve`` / ``stop_server``, package
+``experimenthub.api``) and the widget panel (``panel``, package ``widgets``). They are imported on
+first use, so ``import experimenthub`` stays light and the core never imports them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .hub import Hub
+
+if TYPE_CHECKING:
+    from .api.server import RunningServer
+
+
+class ExperimentHub(Hub):
+    def serve(self, host: str | None = None, port: int | None = None, token: str | None = None) -> RunningServer:
+        """Serve the REST API from a background thread of this process (a kernel, a script).
+
+        Returns once the server accepts connections; ``.url`` says where. Loopback by default;
+        ``port=0`` picks a free port (the default under Voila, where every visitor gets a kernel).
+        Calling it again returns the running server; a port taken by another process raises
+        :class:`~experimenthub.api.server.PortInUse` at once. With ``token``, requests need
+        ``Authorization: Bearer <token>`` (or ``?token=``), else 401.
+        """
+        from .api.server import serve
+
+        return serve(self, host=host, port=port, token=token)
+
+    def stop_server(self, timeout: float = 2.0) -> bool:
+        """Stop this hub's REST server (the port is free again on return). False if none ran."""
+        from .api.server import stop
+
+        return stop(self, timeout=timeout)
+
+    @property
+    def server(self) -> RunningServer | None:
+        """The running REST server of this hub, if any."""
+        from .api.server import running
+
+        return running(self)
+
+    def panel(self, **options: Any) -> Any:
+        """The ipywidgets control panel over this hub."""
+        from widgets import panel
+
+        return panel(self, **options)
