@@ -42,6 +42,12 @@ def _run_child(fd: int) -> None:
 
 def main(control_fd: int) -> None:
     control = socket.socket(fileno=control_fd)
+    # Trainings are batch work: at a lower priority (inherited by the children and their CmdStan)
+    # the kernel, the widgets and the REST server stay responsive while every core is fitting.
+    try:
+        os.nice(10)
+    except OSError:
+        pass
     import experimenthub._worker_preload  # noqa: F401  (imported before any fork)
 
     # Objects that exist now are shared with every child; keep the collector from walking them in

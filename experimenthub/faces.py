@@ -27,7 +27,9 @@ class ExperimentHub(Hub):
         """
         from .api.server import serve
 
-        return serve(self, host=host, port=port, token=token)
+        server = serve(self, host=host, port=port, token=token)
+        self.freeze_gc()  # the web stack just imported: keep it out of full collections too
+        return server
 
     def stop_server(self, timeout: float = 2.0) -> bool:
         """Stop this hub's REST server (the port is free again on return). False if none ran."""
