@@ -7,6 +7,7 @@ translated here into :class:`TrackingError` / :class:`RunNotFound`.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import threading
@@ -42,6 +43,10 @@ class MlflowTracking:
         with self._client_lock:
             if self._client is None:
                 with self._errors("connect to"):
+                    # schema creation/migration logs at INFO from whichever thread gets here first,
+                    # which in a notebook lands in an unrelated cell's output
+                    for name in ("mlflow.store.db.utils", "alembic.runtime.migration", "alembic"):
+                        logging.getLogger(name).setLevel(logging.WARNING)
                     from mlflow.tracking import MlflowClient
 
                     client = MlflowClient(tracking_uri=self.uri)
