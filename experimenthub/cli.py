@@ -1,4 +1,5 @@
-"""``experimenthub`` command line: ``demo`` (the main job on embedded defaults)."""
+"""``experimenthub`` command line: ``demo`` (the headless main job), ``serve`` (the REST API in
+the foreground, for deployments without a notebook) and ``publish`` (a CSV file to a queue)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,19 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="train both experiment types on shipped data; print where "
                                             "the figures and MLflow runs are")
     demo.add_argument("--home", help="data directory (default: $EXPERIMENTHUB_HOME or ./.experimenthub)")
+    serve = commands.add_parser("serve", help="serve the REST API in the foreground")
+    serve.add_argument("--host", help="interface to bind (default: settings, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: settings, 8010)")
+    serve.add_argument("--config", help="settings YAML file (default: $EXPERIMENTHUB_CONFIG)")
+    serve.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every request")
+    publish = commands.add_parser("publish", help="send a CSV file to an experiment's RabbitMQ queue as JSON "
+                                                  "records (the hub's message format)")
+    publish.add_argument("name", help="experiment name (= queue name)")
+    publish.add_argument("file", help="CSV file with a header row")
+    publish.add_argument("--rabbitmq-url", help="amqp:// URL (default: $EXPERIMENTHUB_RABBITMQ_URL or the "
+                                                "settings file)")
+    publish.add_argument("--batch-rows", type=int, default=None,
+                         help="rows per message (default: the whole file as one message)")
     args = parser.parse_args(argv)
 
     if args.command == "demo":
@@ -20,6 +34,61 @@ def main(argv: list[str] | None = None) -> int:
 
         with ExperimentHub(home=args.home) as hub:
             demo_module.run(hub)
+    elif args.command == "serve":
+        import uvicorn
+
+        from .api import create_app
+        from .faces import ExperimentHub
+
+        with ExperimentHub(config_file=args.config) as hub:
+            host = args.host or hub.settings.server_host
+            port = args.port if args.port is not None else hub.settings.server_port
+            print(f"ExperimentHub API on http://{host}:{port} (docs at /docs); MLflow at {hub.tracking.uri}")
+            uvicorn.run(create_app(hub, token=args.token), host=host, port=port, log_level="info")
+    elif args.command == "publish":
+        return _publish(args.name, args.file, args.rabbitmq_url, args.batch_rows)
+    return 0
+
+
+def _publish(name: str, path: str, rabbitmq_url: str | None, batch_rows: int | None) -> int:
+    """``experimenthub publish NAME FILE.csv``: through ``hub.publish``, so the bytes are exactly what
+    the hub itself sends (JSON records, persistent, application/json, a message_id each)."""
+    import pandas as pd
+
+    from .errors import ExperimentHubError
+    from .hub import Hub
+
+    def fail(message: str, code: int = 2) -> int:
+        print(f"experimenthub publish: {message}", file=sys.stderr)
+        return code
+
+    if batch_rows is not None and batch_rows < 1:
+        return fail(f"--batch-rows must be at least 1, got {batch_rows}")
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        return fail(f"cannot read {path} as CSV: {exc}")
+    try:
+        hub = Hub(rabbitmq_url=rabbitmq_url, warm_up=False)
+    except ExperimentHubError as exc:
+        return fail(str(exc))
+    try:
+        if not hub.settings.rabbitmq_url:
+            return fail("no RabbitMQ to publish to: pass --rabbitmq-url amqp://user:password@host:5672/%2F or set "
+                        "EXPERIMENTHUB_RABBITMQ_URL")
+        size = batch_rows or max(len(frame), 1)
+        messages = 0
+        for start in range(0, max(len(frame), 1), size):
+            hub.publish(name, frame.iloc[start:start + size])
+            messages += 1
+    except ExperimentHubError as exc:
+        return fail(str(exc), 1)
+    finally:
+        hub.close()
+    from .plugins.rabbitmq_stream import safe_url
+
+    print(f"published {len(frame)} rows in {messages} message(s) to queue {name!r} at "
+          f"{safe_url(hub.settings.rabbitmq_url)}")
     return 0
 
 

@@ -29,6 +29,8 @@ class MlflowTracking:
         self._artifact_root = artifact_root
         self._client_lock = threading.Lock()
         self._client: Any = None
+        self._connect_lock = threading.Lock()
+        self._connecting: threading.Thread | None = None
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars in cells
         if uri.startswith("sqlite:///"):
             Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -54,6 +56,25 @@ class MlflowTracking:
                     self._client = client
             return self._client
 
+    def _connected(self, timeout: float) -> bool:
+        """Whether the client exists, waiting up to ``timeout`` s while a background thread makes it."""
+        if self._client is not None:
+            return True
+        with self._connect_lock:
+            if self._connecting is None or not self._connecting.is_alive():
+                self._connecting = threading.Thread(target=self._connect_quietly, daemon=True,
+                                                    name="experimenthub-mlflow-connect")
+                self._connecting.start()
+            thread = self._connecting
+        thread.join(timeout)
+        return self._client is not None
+
+    def _connect_quietly(self) -> None:
+        try:
+            self.client  # noqa: B018 - creates it
+        except Exception:  # reported by the next real call
+            pass
+
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
         try:
@@ -75,6 +96,9 @@ class MlflowTracking:
                 response = requests.get(self.uri.rstrip("/") + "/health", timeout=2)
                 response.raise_for_status()
             else:
+                if not self._connected(timeout=2):  # a new sqlite file: MLflow creates the schema
+                    return {"healthy": False, "details": {**details, "status": "starting",
+                                                           "error": "creating the MLflow database"}}
                 self.client.search_experiments(max_results=1)
         except Exception as exc:  # health reports; it never raises
             return {"healthy": False, "details": {**details, "status": "unreachable",
