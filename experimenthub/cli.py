@@ -68,6 +68,8 @@ def _publish(name: str, path: str, rabbitmq_url: str | None, batch_rows: int | N
         frame = pd.read_csv(path)
     except (OSError, ValueError) as exc:
         return fail(f"cannot read {path} as CSV: {exc}")
+    if len(frame) == 0:
+        return fail(f"{path} has no rows to publish")
     try:
         hub = Hub(rabbitmq_url=rabbitmq_url, warm_up=False)
     except ExperimentHubError as exc:
@@ -76,9 +78,9 @@ def _publish(name: str, path: str, rabbitmq_url: str | None, batch_rows: int | N
         if not hub.settings.rabbitmq_url:
             return fail("no RabbitMQ to publish to: pass --rabbitmq-url amqp://user:password@host:5672/%2F or set "
                         "EXPERIMENTHUB_RABBITMQ_URL")
-        size = batch_rows or max(len(frame), 1)
+        size = batch_rows or len(frame)
         messages = 0
-        for start in range(0, max(len(frame), 1), size):
+        for start in range(0, len(frame), size):
             hub.publish(name, frame.iloc[start:start + size])
             messages += 1
     except ExperimentHubError as exc:

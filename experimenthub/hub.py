@@ -8,6 +8,7 @@ after the locks are released.
 from __future__ import annotations
 
 import atexit
+import copy
 import logging
 import re
 import threading
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 
     from .experiments.base import ExperimentType
     from .plugins.protocols import Batch, DatastreamPlugin, RunInfo, TrackingPlugin
+    from .streaming import Streaming
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 RESERVED_NAMES = frozenset({"health", "available_experiments", "create_experiment", "flush", "publish",
                             "experiments", "docs", "redoc", "openapi.json"})
 _PREDICTION_HISTORY = 100_000  # rows of predictions kept per experiment (oldest dropped)
+_HEALTH_MAX_AGE = 1.0  # seconds a health check is reused (outages still show within 2 s)
 
 
 def check_name(name: Any, what: str = "experiment name") -> str:
@@ -90,6 +93,8 @@ class Hub:
         self._types = ExperimentTypeRegistry(settings.experiment_types)
         self._tracking = tracking or _default_tracking(settings)
         self._datastream = datastream or _default_datastream(settings)
+        self._health_lock = threading.Lock()
+        self._health_cache: tuple[float, dict[str, Any] | None] = (0.0, None)
         if warm_up:
             threading.Thread(target=self._warm_up, name="experimenthub-warm-up", daemon=True).start()
         _open_hubs.add(self)
@@ -106,11 +111,20 @@ class Hub:
 
             prophet_parameters()  # validation of a Prophet config imports prophet
 
-        for step in (jobs.warm_up, import_types, lambda: self._tracking.health()):
+        for step in (jobs.warm_up, import_types, lambda: self._tracking.health(), self.freeze_gc):
             try:
                 step()
             except Exception:  # warming is an optimisation; the real call reports errors
                 log.debug("warm-up step failed", exc_info=True)
+
+    def freeze_gc(self) -> None:
+        """gc.freeze() the objects alive now (the imported libraries, mostly), unless the settings say
+        not to: later full collections skip them, so they no longer pause every thread."""
+        if self.settings.freeze_gc:
+            import gc
+
+            gc.collect()
+            gc.freeze()
 
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} {len(self._experiments)} experiments, tracking={self._tracking.uri}, "
@@ -235,7 +249,7 @@ class Hub:
         else:
             batch = self._datastream.drain(name)
             if batch is not None:
-                frame = self._decode(batch)
+                return self._queued_training_data(impl, batch), batch
             elif fallback is not None:
                 frame = fallback
             else:
@@ -249,15 +263,9 @@ class Hub:
             raise
 
     def _decode(self, batch: Batch) -> pd.DataFrame:
-        import pandas as pd
+        from .tables import tables_to_frame
 
-        try:
-            frames = [to_frame(body, f"message {i + 1} of queue {batch.queue!r}")
-                      for i, body in enumerate(batch.bodies)]
-        except DataError:
-            batch.nack()
-            raise
-        return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        return tables_to_frame([table for _, table in self._message_tables(batch)])  # malformed: dead-lettered
 
     def _start_training(self, experiment: Experiment, impl: ExperimentType, frame: pd.DataFrame,
                         batch: Batch | None, kind: str) -> None:
@@ -469,7 +477,7 @@ class Hub:
             result = impl.predict(frame)
         except Exception as exc:
             if batch:
-                batch.nack()
+                self._settle_failed(batch, exc)
             if isinstance(exc, ExperimentHubError):
                 raise
             # the model choked on the rows it was given: a data problem, said in the model's words
@@ -646,9 +654,21 @@ class Hub:
         return experiment
 
     # -- plugins -----------------------------------------------------------------------------------
-    def health(self) -> dict[str, Any]:
-        """The seed's ``/health``: ``{"mlops": {...}, "datastream": {...}}``."""
-        return {"mlops": self._tracking.health(), "datastream": self._datastream.health()}
+    def health(self, max_age: float = _HEALTH_MAX_AGE) -> dict[str, Any]:
+        """The seed's ``/health``: ``{"mlops": {...}, "datastream": {...}}``.
+
+        A check younger than ``max_age`` seconds is reused, and concurrent callers share one
+        check: a dashboard polling health from many clients costs one probe per second, not one
+        MLflow query per request."""
+        import time
+
+        with self._health_lock:
+            checked_at, cached = self._health_cache
+            if cached is not None and time.monotonic() - checked_at < max_age:
+                return copy.deepcopy(cached)
+            result = {"mlops": self._tracking.health(), "datastream": self._datastream.health()}
+            self._health_cache = (time.monotonic(), result)
+            return copy.deepcopy(result)
 
     def publish(self, name: str, data: Any) -> int:
         """Send a table to the experiment's queue as one message; returns the number of rows."""
@@ -671,6 +691,7 @@ class Hub:
         close plugin connections."""
         import time
 
+        self._stop_streaming()
         with self._lock:
             experiments = list(self._experiments.values())
         for experiment in experiments:
@@ -688,6 +709,104 @@ class Hub:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- datastream: streaming mode and malformed messages ------------------------------------
+    def watch(self, name: str, prefetch: int = 1) -> bool:
+        """Streaming mode: predict every batch arriving on the experiment's queue, in order, through
+        :meth:`predict`; each is acknowledged after its predict succeeded, malformed ones go to the
+        dead-letter queue, batches meeting a busy experiment wait. False if already watching.
+        ``prefetch`` > 1 speeds up the transport but may reorder around a requeue (see streaming)."""
+        return self._streaming().watch(name, prefetch)
+
+    def unwatch(self, name: str, timeout: float = 2.0) -> bool:
+        """Stop streaming mode for ``name`` within ``timeout`` s. False if it was not watched."""
+        return self._streaming().unwatch(name, timeout)
+
+    def watching(self, name: str) -> bool:
+        return self._streaming().watching(name)
+
+    def _streaming(self) -> Streaming:
+        from .streaming import Streaming
+
+        with self._lock:
+            streaming = self.__dict__.get("_streams")
+            if streaming is None:
+                streaming = self._streams = Streaming(self)
+        return streaming
+
+    def _stop_streaming(self) -> None:
+        streaming = self.__dict__.get("_streams")
+        if streaming is not None:
+            streaming.close()
+
+    def _message_tables(self, batch: Batch) -> list[tuple[int, Any]]:
+        """Decode each message of a batch (records stay lists: see ``tables.decode_table``); those
+        that are not a JSON table with rows go to the dead-letter queue with the reason. DataError
+        when none is left (the batch is settled then)."""
+        from .tables import decode_table
+
+        tables, reasons = [], []
+        for i, body in enumerate(batch.bodies):
+            what = f"message {i + 1} of queue {batch.queue!r}"
+            try:
+                table = decode_table(body, what)
+                if len(table) == 0:
+                    raise DataError(f"{what} is an empty table (0 rows)")
+            except DataError as exc:
+                self._reject_message(batch, i, str(exc))
+                reasons.append(str(exc))
+                continue
+            tables.append((i, table))
+        if not tables:
+            batch.nack()
+            raise DataError(f"No usable message in queue {batch.queue!r}: {len(reasons)} malformed message(s) moved "
+                            f"to the dead-letter queue {batch.queue + '.dead'!r} ({reasons[0]})")
+        return tables
+
+    def _reject_message(self, batch: Batch, index: int, reason: str) -> None:
+        try:
+            batch.reject(index, reason)
+        except Exception:
+            batch.nack()  # could not dead-letter it: nothing is acknowledged, all go back
+            raise
+        log.warning("%s; moved to the dead-letter queue %r", reason, batch.queue + ".dead")
+
+    def _queued_training_data(self, impl: ExperimentType, batch: Batch) -> pd.DataFrame:
+        """Training data from the messages of a queue. Malformed messages are dead-lettered: not a
+        JSON table, or at odds with the other messages about a column the validation needs (e.g.
+        lacking the target most messages have). When all messages agree and the data is still
+        refused, the config or the data as a whole is wrong: every message goes back (nack)."""
+        from .tables import tables_to_frame
+
+        try:
+            tables = self._message_tables(batch)
+            while True:
+                try:
+                    return impl.validate_data(tables_to_frame([table for _, table in tables]))
+                except DataError as exc:
+                    odd = _odd_messages(tables, exc.column)
+                    if not odd:
+                        raise
+                    for index, why in odd.items():
+                        self._reject_message(batch, index, f"{why} in queue {batch.queue!r} ({exc})")
+                    tables = [(i, table) for i, table in tables if i not in odd]
+        except Exception:
+            batch.nack()  # a no-op for a batch settled already
+            raise
+
+    def _settle_failed(self, batch: Batch, exc: BaseException) -> None:
+        """Predicting on queued messages failed: a data problem (a DataError, or the model choking on
+        the rows, which predict reports as one) dead-letters them, since retrying could never
+        succeed; any other hub error (e.g. not ready) puts them back in the queue."""
+        if isinstance(exc, DataError) or not isinstance(exc, ExperimentHubError):
+            for index in batch.pending:
+                try:
+                    self._reject_message(batch, index, f"message of queue {batch.queue!r} cannot be predicted on: "
+                                                       f"{exc}")
+                except Exception:
+                    log.warning("could not dead-letter a message of queue %r", batch.queue, exc_info=True)
+                    return
+        batch.nack()
 
 
 _open_hubs: weakref.WeakSet[Hub] = weakref.WeakSet()
@@ -712,11 +831,31 @@ def _default_tracking(settings: Settings) -> TrackingPlugin:
 
 def _default_datastream(settings: Settings) -> DatastreamPlugin:
     if settings.rabbitmq_url:
-        raise InvalidConfig("the RabbitMQ datastream is not part of this release yet; unset "
-                            "EXPERIMENTHUB_RABBITMQ_URL to use the in-process datastream", "rabbitmq_url")
+        from .plugins.rabbitmq_stream import RabbitMQDatastream
+
+        return RabbitMQDatastream(settings.rabbitmq_url)
     from .plugins.memory_stream import MemoryDatastream
 
     return MemoryDatastream()
+
+
+def _odd_messages(tables: list[tuple[int, Any]], column: Any) -> dict[int, str]:
+    """The messages of a batch at odds with the majority about ``column`` (named by a validation
+    error): those lacking it when most have it, or having it when most lack it. Empty when they
+    agree (or tie): then no single message is to blame."""
+    from .tables import table_columns
+
+    if column is None or len(tables) < 2:
+        return {}
+    present = {i: column in table_columns(table) for i, table in tables}
+    having = [i for i, yes in present.items() if yes]
+    lacking = [i for i, yes in present.items() if not yes]
+    if not having or not lacking or len(having) == len(lacking):
+        return {}
+    if len(lacking) < len(having):
+        return {i: f"message {i + 1} lacks column {column!r}, which {len(having)} other message(s) have"
+                for i in lacking}
+    return {i: f"message {i + 1} has column {column!r}, which {len(lacking)} other message(s) lack" for i in having}
 
 
 def _timestamp(seconds: float | None) -> Any:

@@ -22,6 +22,15 @@ if TYPE_CHECKING:
 def to_frame(table: Any, what: str = "data") -> pd.DataFrame:
     import pandas as pd
 
+    decoded = decode_table(table, what)
+    return pd.DataFrame.from_records(decoded) if isinstance(decoded, list) else decoded
+
+
+def decode_table(table: Any, what: str = "data") -> list[Mapping[str, Any]] | pd.DataFrame:
+    """Like :func:`to_frame`, but a list of records stays a list: many messages become one frame
+    in one ``from_records`` call (:func:`tables_to_frame`), about ten times faster than a frame each."""
+    import pandas as pd
+
     if isinstance(table, pd.DataFrame):
         return table.copy()
     if isinstance(table, (bytes, bytearray, str)):
@@ -32,7 +41,7 @@ def to_frame(table: Any, what: str = "data") -> pd.DataFrame:
     if isinstance(table, Sequence) and not isinstance(table, (str, bytes)):
         if not all(isinstance(row, Mapping) for row in table):
             raise DataError(f"{what} must be a list of records (objects with column names as keys)")
-        return pd.DataFrame.from_records(list(table))
+        return list(table)
     if isinstance(table, Mapping):
         if "columns" in table and "data" in table:
             try:
@@ -50,6 +59,32 @@ def to_frame(table: Any, what: str = "data") -> pd.DataFrame:
         f"{what} must be a table: a list of records, a 'columns' or 'split' JSON table, or a DataFrame; "
         f"got {type(table).__name__}"
     )
+
+
+def table_columns(table: list[Mapping[str, Any]] | pd.DataFrame) -> set[Any]:
+    """The columns of a decoded table (for records: every key of any record)."""
+    if isinstance(table, list):
+        return {key for row in table for key in row}
+    return set(table.columns)
+
+
+def tables_to_frame(tables: Sequence[list[Mapping[str, Any]] | pd.DataFrame]) -> pd.DataFrame:
+    """Decoded tables, in order, as one frame (runs of record lists built in one call)."""
+    import pandas as pd
+
+    parts: list[pd.DataFrame] = []
+    records: list[Mapping[str, Any]] = []
+    for table in tables:
+        if isinstance(table, list):
+            records.extend(table)
+            continue
+        if records:
+            parts.append(pd.DataFrame.from_records(records))
+            records = []
+        parts.append(table)
+    if records or not parts:
+        parts.append(pd.DataFrame.from_records(records))
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 
 def to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -47,12 +47,20 @@ class TrackingPlugin(Protocol):
 @dataclasses.dataclass
 class Batch:
     """Messages taken from a queue and not yet settled: ``ack`` when the work that used them
-    succeeded, ``nack`` (they go back to the queue, in order) when it did not."""
+    succeeded, ``nack`` (they go back to the queue, in order) when it did not.
+
+    ``reject(index, reason)`` moves one malformed message to the queue's dead-letter queue
+    (``<queue>.dead``) with the reason at once; ``ack``/``nack`` then settle the others. A
+    message that cannot be dead-lettered raises :class:`~experimenthub.errors.DatastreamError`
+    and stays in the batch (settle it with ``nack`` then).
+    """
 
     queue: str
     bodies: list[bytes]
     _settle: Callable[[bool], None]
     settled: bool = False
+    _reject: Callable[[int, str], None] | None = None
+    rejected: dict[int, str] = dataclasses.field(default_factory=dict)
 
     def ack(self) -> None:
         if not self.settled:
@@ -64,10 +72,53 @@ class Batch:
             self.settled = True
             self._settle(False)
 
+    def reject(self, index: int, reason: str) -> None:
+        if self.settled or index in self.rejected:
+            return
+        if not 0 <= index < len(self.bodies):
+            raise IndexError(f"message index {index} out of range: the batch holds {len(self.bodies)}")
+        if self._reject is None:
+            raise NotImplementedError("this datastream cannot dead-letter messages")
+        self._reject(index, str(reason))
+        self.rejected[index] = str(reason)
+        if len(self.rejected) == len(self.bodies):
+            self.settled = True  # nothing left to ack or nack
+
+    @property
+    def pending(self) -> list[int]:
+        """Indices of the messages neither rejected nor settled yet."""
+        return [] if self.settled else [i for i in range(len(self.bodies)) if i not in self.rejected]
+
+
+@dataclasses.dataclass(frozen=True)
+class DeadLetter:
+    """A message rejected to a dead-letter queue, with the reason it was rejected."""
+
+    body: bytes
+    reason: str
+
+
+@runtime_checkable
+class Consumer(Protocol):
+    """A running ``consume``: delivers each message of one queue as a one-message Batch."""
+
+    queue: str
+
+    @property
+    def running(self) -> bool: ...
+    def stop(self, timeout: float = 2.0) -> None: ...
+
 
 @runtime_checkable
 class DatastreamPlugin(Protocol):
-    """Queues of JSON tables, one per experiment name."""
+    """Queues of JSON tables, one per experiment name.
+
+    ``drain`` takes every message present at that moment, ``next_batch`` the oldest one; neither
+    acknowledges: the Batch does, when the caller settles it. ``consume`` delivers messages as
+    they arrive (at most ``prefetch`` unsettled at a time) to ``callback`` on the consumer's own
+    thread; the callback must return at once and settle the Batch later, from any thread.
+    ``dead_letters`` shows (without removing) what was rejected from a queue.
+    """
 
     def health(self) -> Health: ...
     def publish(self, queue: str, body: bytes) -> None: ...
@@ -75,4 +126,6 @@ class DatastreamPlugin(Protocol):
     def next_batch(self, queue: str) -> Batch | None: ...
     def purge(self, queue: str) -> int: ...
     def depth(self, queue: str) -> int: ...
+    def consume(self, queue: str, callback: Callable[[Batch], None], prefetch: int = 1) -> Consumer: ...
+    def dead_letters(self, queue: str) -> list[DeadLetter]: ...
     def close(self) -> None: ...
