@@ -1,0 +1,274 @@
+"""The control panel driven from Python: real hub (embedded MLflow, real Prophet), no mocks.
+
+Form values are set as a user would, buttons are clicked through ``button.click()``, and every
+check polls widget traits with a deadline (the panel's work runs in background threads).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import threading
+import time
+
+import pytest
+from helpers import SEED_CONFIG
+
+import widgets
+from experimenthub import datasets
+from experimenthub.errors import InvalidConfig
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def wait_for(predicate, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def make_panel(embedded_hub):
+    made = []
+
+    def make(**options):
+        options = {"namespace": {}, "health_interval": 0.2, "server_port": 0, **options}
+        app = widgets.panel(embedded_hub, **options)
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        app.close()
+    embedded_hub.stop_server()
+
+
+def row_state(app, name):
+    row = app.experiment_list.rows.get(name)
+    return (row.state.value, row.progress.value) if row else None
+
+
+def test_panel_builds_with_defaults_a_first_time_user_can_click(embedded_hub, make_panel):
+    app = make_panel()
+    assert isinstance(app, widgets.Panel)
+    for attr, css in [("create_name", "eh-create-name"), ("create_type", "eh-create-type"),
+                      ("create_model", "eh-create-model"), ("create_source", "eh-create-source"),
+                      ("create_sample", "eh-create-sample"), ("create_button", "eh-create-button"),
+                      ("create_json", "eh-create-json"), ("experiment_list", "eh-experiment-list"),
+                      ("train_button", "eh-train-button"), ("stop_button", "eh-stop-button"),
+                      ("figure_picker", "eh-figure-picker"), ("figure", "eh-figure"), ("error", "eh-error"),
+                      ("server_toggle", "eh-server-toggle"), ("server_url", "eh-server-url"),
+                      ("health", "eh-health"), ("runs_picker", "eh-runs-picker"), ("load_button", "eh-load-button")]:
+        assert css in getattr(app, attr)._dom_classes, attr
+    assert app.create_sample.value == "prophet_daily" and app.create_source.value == "sample"
+    assert app.create_type.value == "time_series" and app.create_model.value == "Prophet"
+    assert json.loads(app.create_json.value) == datasets.SAMPLE_CONFIGS["prophet_daily"][1]
+    assert app.create_name.value == "prophet_daily-1"
+    wait_for(lambda: "y" in app.create_target.options and "ds" in app.create_ds.options, what="columns")
+    assert app.create_target.value == "y" and app.create_ds.value == "ds"
+    assert app.tabs.selected_index == 0  # no experiments yet: the create tab
+    assert "eh-panel" in app._dom_classes
+    with pytest.raises(TypeError, match="unknown panel options"):
+        widgets.panel(embedded_hub, colour="red")
+
+
+def test_health_shows_both_plugins(make_panel):
+    app = make_panel()
+    # a new embedded store may first say "starting" (the schema is being created); the timer follows
+    wait_for(lambda: "MLflow: connected" in app.health.value, what="MLflow healthy")
+    assert "Datastream: connected" in app.health.value
+    assert "#1a7f37" in app.health.value  # green badges
+    assert "uri: sqlite:///" in app.health.value  # details on hover
+
+
+def test_create_from_sample_trains_shows_forecast_runs_and_loads(embedded_hub, make_panel):
+    app = make_panel()
+    app.create_button.click()
+    name = "prophet_daily-1"
+    wait_for(lambda: row_state(app, name) == ("ready", 1.0), 60, "the new row to be ready")
+    assert app.selected == name and app.state.value == "ready" and app.progress.value == 1.0
+    wait_for(lambda: len(app.figure.data) > 0 and app.figures.shown == (name, "forecast"), 30, "the forecast")
+    assert app.figure_picker.value == "forecast"
+    assert {"forecast", "components", "anomalies"} <= set(app.figure_picker.options)
+    assert app.tabs.selected_index == 2  # the figures tab opens when it is ready
+    wait_for(lambda: len(app.eda_figure.data) > 0, 30, "an EDA figure")
+    assert app.create_name.value == "prophet_daily-2"  # the next suggestion
+    assert app.error.value == ""
+
+    # predict the horizon ahead: the forecast figure follows (a figures_updated event)
+    app.predict_button.click()
+    wait_for(lambda: "30 rows predicted" in app.predict_result.value, 30, "predictions")
+
+    # the runs picker lists the run (newest first) once it is logged; loading it works
+    run_id = embedded_hub.wait(name, tracked=True).run_id
+    wait_for(lambda: [v for _, v in app.runs_picker.options] == [run_id], 30, "the run in the picker")
+    app.save_button.click()
+    wait_for(lambda: f"Saved {name} to MLflow run {run_id}" in app.message.value, 30, "saved")
+    assert app.runs_picker.value == run_id  # the newest run is preselected
+    app.load_button.click()
+    wait_for(lambda: f"Loaded {name} from MLflow run {run_id}" in app.message.value, 30, "loaded")
+    assert embedded_hub.status(name).stage == "loaded"
+    wait_for(lambda: app.stage.value == "loaded" and row_state(app, name) == ("ready", 1.0), 10, "loaded state")
+    wait_for(lambda: len(app.figure.data) > 0 and not app.figures.busy, 30, "the loaded forecast")
+    assert app.error.value == ""
+
+    # an experiment no longer in memory comes back from its MLflow runs (the "load a saved one" box)
+    embedded_hub.delete(name)
+    wait_for(lambda: name not in app.experiment_list.rows, 1.0, "the row to go")
+    app.restore_name.value = name
+    app.restore_find.click()
+    wait_for(lambda: app.restore.picker.value == run_id, 30, "the saved run")
+    app.restore.load_button.click()
+    wait_for(lambda: row_state(app, name) == ("ready", 1.0) and app.selected == name, 30, "the restored row")
+
+
+def test_experiment_created_elsewhere_appears_within_a_second_and_deletion_removes_it(
+        embedded_hub, make_panel, daily):
+    app = make_panel()
+    # as a REST request would: the hub is called from another thread
+    thread = threading.Thread(target=embedded_hub.create_experiment, args=("sales", "time_series", SEED_CONFIG),
+                              kwargs={"data": daily})
+    thread.start()
+    thread.join()
+    created = time.monotonic()
+    wait_for(lambda: "sales" in app.experiment_list.rows, 1.0, "the row of an experiment created elsewhere")
+    assert time.monotonic() - created < 1.0
+    assert app.selected == "sales"  # nothing was selected: the first experiment is
+
+    thread = threading.Thread(target=embedded_hub.delete, args=("sales",))
+    thread.start()
+    thread.join()
+    wait_for(lambda: "sales" not in app.experiment_list.rows, 1.0, "the row to go")
+    assert app.selected is None
+
+    # and through the panel's own delete button (two clicks: the first asks to confirm)
+    embedded_hub.create_experiment("other", "time_series", SEED_CONFIG, data=daily)
+    wait_for(lambda: app.selected == "other", 1.0, "the new row")
+    app.delete_button.click()
+    assert "other" in embedded_hub.experiments and "again" in app.delete_button.description
+    app.delete_button.click()
+    wait_for(lambda: "other" not in app.experiment_list.rows and "other" not in embedded_hub.experiments,
+             5, "deletion")
+
+
+def test_stop_during_a_long_training_shows_stopped(embedded_hub, make_panel, hourly):
+    app = make_panel(namespace={"hourly": hourly, "not_a_frame": 3})
+    app.create_source.value = "variable"
+    assert list(app.create_variable.options) == ["hourly"] and app.create_variable.value == "hourly"
+    wait_for(lambda: "temp_f" in app.create_target.options, 10, "the variable's columns")
+    app.create_target.value = "temp_f"
+    app.create_params.widgets["mcmc_samples"].value = 300
+    config = json.loads(app.create_json.value)
+    assert config["setup"]["target"] == "temp_f" and config["create_model"]["params"] == {"mcmc_samples": 300}
+    app.create_name.value = "slow"
+    app.create_button.click()
+    wait_for(lambda: app.selected == "slow" and app.state.value == "training" and not app.stop_button.disabled,
+             30, "training")
+    app.stop_button.click()
+    wait_for(lambda: row_state(app, "slow") is not None and row_state(app, "slow")[0] == "stopped", 10,
+             "the row to show stopped")
+    wait_for(lambda: app.state.value == "stopped", 5, "the overview to show stopped")
+    assert embedded_hub.status("slow").state == "stopped"
+    assert not app.train_button.disabled and app.stop_button.disabled
+
+
+def test_bad_config_in_the_json_editor_shows_the_hubs_error_and_creates_nothing(embedded_hub, make_panel):
+    app = make_panel()
+    bad = {"setup": {"target": "y", "ds": "ds"},
+           "create_model": {"model_type": "Prophet", "params": {"seasonality_mod": "multiplicative"}}}
+    with pytest.raises(InvalidConfig) as raised:  # what the hub itself says about it
+        embedded_hub.create_experiment("probe", "time_series", bad, data=datasets.load("prophet_daily"))
+    app.create_json.value = json.dumps(bad)
+    app.create_button.click()
+    wait_for(lambda: app.error.value, 30, "the error banner")
+    assert str(raised.value) in app.error.value
+    assert "Traceback" not in app.error.value
+    assert dict(embedded_hub.experiments) == {} and app.experiment_list.rows == {}
+
+    app.create_json.value = '{"setup": '
+    assert "not valid JSON" in app.create_form.json_status.value
+    app.create_button.click()
+    assert "The config is not valid JSON" in app.error.value
+    assert dict(embedded_hub.experiments) == {}
+
+
+def test_params_form_is_generated_from_the_model_parameters_and_synced_with_json(make_panel):
+    app = make_panel()
+    mode = app.create_params.widgets["seasonality_mode"]
+    assert [value for _, value in mode.options] == ["additive", "multiplicative"] and mode.value == "additive"
+    assert "eh-param-seasonality_mode" in mode._dom_classes
+    assert type(app.create_params.widgets["n_changepoints"]).__name__ == "IntText"
+    assert type(app.create_params.widgets["interval_width"]).__name__ == "FloatText"
+
+    mode.value = "multiplicative"  # form -> JSON
+    assert json.loads(app.create_json.value)["create_model"]["params"] == {"seasonality_mode": "multiplicative"}
+    config = json.loads(app.create_json.value)  # JSON -> form, keeping what the form does not show
+    config["create_model"]["params"] = {"interval_width": 0.95, "yearly_seasonality": 10}
+    config["forecast"] = {"horizon": 12}
+    app.create_json.value = json.dumps(config)
+    assert mode.value == "additive" and app.create_params.widgets["interval_width"].value == 0.95
+    app.create_params.widgets["n_changepoints"].value = 10
+    config = json.loads(app.create_json.value)
+    assert config["create_model"]["params"] == {"interval_width": 0.95, "yearly_seasonality": 10, "n_changepoints": 10}
+    assert config["forecast"] == {"horizon": 12}
+
+    app.create_type.value = "fault_detection"
+    assert list(app.create_model.options) == ["PCA", "IsolationForest", "EllipticEnvelope", "LocalOutlierFactor"]
+    assert set(app.create_params.widgets) == {"n_components", "confidence"}
+    app.create_model.value = "IsolationForest"
+    assert "n_estimators" in app.create_params.widgets
+    assert json.loads(app.create_json.value)["create_model"] == {"model_type": "IsolationForest", "params": {}}
+
+
+def test_column_pickers_follow_the_data_source(make_panel, tmp_path):
+    app = make_panel()
+    app.create_sample.value = "tep_normal_train"  # a sample with its own config: fault detection, PCA
+    wait_for(lambda: app.create_type.value == "fault_detection" and len(app.create_features.options) > 50, 10,
+             "the TEP columns")
+    assert app.create_model.value == "PCA" and app.create_ds.value == "ds"
+    assert "ds" not in app.create_features.options
+    app.create_features.value = ("xmeas_1", "xmeas_2")
+    assert json.loads(app.create_json.value)["setup"] == {"ds": "ds", "features": ["xmeas_1", "xmeas_2"]}
+    assert app.create_name.value == "tep_normal_train-1"
+
+    content = b"when,load,temp\n2024-01-01,1.0,3\n2024-01-02,2.0,4\n2024-01-03,2.5,5\n"
+    app.create_type.value = "time_series"
+    app.create_source.value = "upload"
+    app.create_upload.value = ({"name": "mine.csv", "type": "text/csv", "size": len(content),
+                                "content": memoryview(content),
+                                "last_modified": datetime.datetime.now(datetime.UTC)},)
+    wait_for(lambda: "when" in app.create_ds.options, 10, "the uploaded CSV's columns")
+    assert set(app.create_target.options) == {"load", "temp"}
+    app.create_ds.value = "when"
+    app.create_target.value = "temp"
+    assert json.loads(app.create_json.value)["setup"] == {"ds": "when", "target": "temp"}
+
+
+def test_server_toggle_starts_and_stops_the_rest_server(embedded_hub, make_panel):
+    app = make_panel()
+    assert embedded_hub.server is None and app.server_toggle.value is False
+    app.server_toggle.value = True
+    wait_for(lambda: embedded_hub.server is not None and embedded_hub.server.running, 30, "the server")
+    url = embedded_hub.server.url
+    wait_for(lambda: url in app.server_url.value, 5, "the URL")
+    assert f'href="{url}/docs"' in app.server_url.value and app.server_toggle.description == "REST API: on"
+    app.server_toggle.value = False
+    wait_for(lambda: embedded_hub.server is None, 10, "the server to stop")
+    wait_for(lambda: "not serving" in app.server_url.value, 5, "the URL to go")
+    assert app.server_toggle.value is False
+
+
+def test_close_unsubscribes_and_stops_the_timer(embedded_hub, make_panel, daily):
+    app = make_panel()
+    assert app.timer.is_alive()
+    app.close()
+    assert not app.timer.is_alive() and app.closed
+    embedded_hub.create_experiment("after", "time_series", SEED_CONFIG, data=daily)
+    time.sleep(0.5)
+    assert "after" not in app.experiment_list.rows
+    assert not [t for t in threading.enumerate() if t.name == "experimenthub-panel-timer" and t is app.timer]
