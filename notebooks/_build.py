@@ -83,7 +83,8 @@ new.loc[new.index[3], "y"] *= 2.5  # an unusual value
 flags = hub.predict("sales", new)
 print(int(flags["anomaly"].sum()) >= 1)
 """, check=True),
-    md("Every training is an MLflow run; `save` brings it up to date and `load` rebuilds the experiment from it (in any process)."),
+    md("Every training is an MLflow run; `save` brings it up to date and `load` rebuilds the experiment from it\n"
+       "(in any process)."),
     code("""
 run_id = hub.save("sales")
 print(hub.load("sales", run_id).state)
@@ -111,7 +112,8 @@ normal = datasets.load("tep_normal_train")
 faulty = datasets.load("tep_idv01_test")
 normal.shape, faulty.shape
 """),
-    md("Sensible defaults: every numeric column is a feature, components explain 90 % of the variance, limits at 99 %."),
+    md("Sensible defaults: every numeric column is a feature, components explain 90 % of the variance,\n"
+       "limits at 99 %."),
     code("""
 hub.create_experiment("tep", "fault_detection", {"setup": {}, "create_model": {"model_type": "PCA", "params": {}}},
                       data=normal)
@@ -167,8 +169,12 @@ server
 """),
     code("""
 client = ExperimentHubClient(server.url)
-print(client.check_health()["mlops"]["healthy"])
+print(sorted(client.check_health()))
 """, check=True),
+    md("Each plugin says whether it is healthy, and why not (MLflow says `starting` while it creates its database):"),
+    code("""
+client.check_health()
+"""),
     code("""
 config = {
     "setup": {"target": "y", "ds": "ds"},
@@ -188,7 +194,10 @@ print(client.wait_until_ready("over_rest")["state"])
 print(client.predict("over_rest"), len(client.predictions("over_rest")))
 """, check=True),
     code("""
-import plotly.io, json
+import json
+
+import plotly.io
+
 plotly.io.from_json(json.dumps(client.get_plot("over_rest", "forecast")))
 """),
     md("Errors come back as a status code and a `detail` you can act on:"),
@@ -201,6 +210,35 @@ except APIError as error:
     code("""
 hub.stop_server()
 hub.close()
+"""),
+]
+
+
+DASHBOARD = [
+    md("""
+# ExperimentHub dashboard
+
+Open it with Voila (`voila notebooks/dashboard.ipynb`): the panel alone, no code. The REST API runs in
+this same kernel; its URL is in the panel's header (under Voila every visitor's kernel gets a free port).
+"""),
+    code("""
+from experimenthub import ExperimentHub
+from experimenthub.api.server import PortInUse, under_voila
+
+hub = ExperimentHub()
+try:
+    server = hub.serve()  # 8010 by default; a free port under Voila
+except PortInUse:
+    server = hub.serve(port=0)  # 8010 is taken (another notebook?): any free port
+app = hub.panel()
+app
+"""),
+    code("""
+# When this notebook runs top to bottom outside Voila (CI, "Run all"), stop the API again;
+# as a Voila app the kernel, and the API with it, live as long as the page.
+if not under_voila():
+    app.close()
+    hub.stop_server()
 """),
 ]
 
@@ -235,3 +273,4 @@ if __name__ == "__main__":
     write("quickstart", QUICKSTART)
     write("fault_detection", FAULT_DETECTION)
     write("rest_from_the_kernel", REST)
+    write("dashboard", DASHBOARD)
