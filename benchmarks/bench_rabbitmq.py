@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import queue as queue_module
+import statistics
 import sys
 import tempfile
 import threading
@@ -296,6 +297,45 @@ def main() -> None:
     print(f"{n} messages per run ({per} rows each for the drain, 1 row each for streaming); median of "
           f"{args.repeats} interleaved runs; ratio = plain pika time / hub time (>= 0.7 is the target)")
     print(table(["path", "plain pika msg/s", "hub msg/s", "hub rows/s", "ratio"], rows))
+    print()
+    print(table(["bounded wait (issue 4: within 2 s)", "median s", "max s"], latencies(args.repeats)))
+
+
+def latencies(repeats: int) -> list[list[object]]:
+    """How long the calls that must never hang take: health with the broker unreachable, an
+    operation refused while it is down, and unwatch."""
+    from experimenthub import DatastreamError, ExperimentHub, datasets
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+    from helpers import free_port
+
+    down, refused, unwatch = [], [], []
+    with tempfile.TemporaryDirectory() as home:
+        url = f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"  # nothing listens there
+        with ExperimentHub(home=home, rabbitmq_url=url, warm_up=False) as hub:
+            for _ in range(repeats):
+                start = time.perf_counter()
+                hub.datastream.health()
+                down.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                try:
+                    hub.publish("q", [{"x": 1}])
+                except DatastreamError:
+                    pass
+                refused.append(time.perf_counter() - start)
+        with ExperimentHub(home=home + "/watch", rabbitmq_url=URL) as hub:
+            hub.create_experiment("w", "time_series", {"setup": {"target": "y"}},
+                                  data=datasets.load("prophet_daily"))
+            hub.wait("w", timeout=300)
+            for _ in range(repeats):
+                hub.watch("w")
+                start = time.perf_counter()
+                hub.unwatch("w")
+                unwatch.append(time.perf_counter() - start)
+            delete("w", "w.dead")
+    return [[label, statistics.median(v), max(v)] for label, v in (
+        ("health() with the broker unreachable", down), ("publish refused while it is down", refused),
+        ("unwatch()", unwatch))]
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ class Status:
     tracking: str | None  # None, "logging", "logged", or "failed: <reason>"
     metrics: dict[str, float]
     retrain: dict[str, Any] | None  # last retrain-policy check
+    watching: bool = False  # streaming mode: predicting each batch arriving on the queue
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

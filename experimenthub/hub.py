@@ -139,6 +139,11 @@ class Hub:
     def register_experiment_type(self, name: str, cls: type[ExperimentType]) -> None:
         self._types.register(name, cls)
 
+    def experiment_type(self, name: str) -> type[ExperimentType]:
+        """The class registered as experiment type ``name`` (its ``model_types``,
+        ``model_parameters(model_type)``); UnknownExperimentType otherwise."""
+        return self._types.get(name)
+
     @property
     def experiments(self) -> Mapping[str, Experiment]:
         """A read-only snapshot: name -> :class:`Experiment`."""
@@ -395,7 +400,11 @@ class Hub:
 
     # -- observing and waiting ---------------------------------------------------------------
     def status(self, name: str) -> Status:
-        return self._get(name).status
+        import dataclasses
+
+        status = self._get(name).status
+        streams = self.__dict__.get("_streams")
+        return dataclasses.replace(status, watching=True) if streams and streams.watching(name) else status
 
     def wait(self, name: str, timeout: float | None = None, *, tracked: bool = False,
              raise_on_failure: bool = True) -> Status:

@@ -33,7 +33,7 @@ SETUP_KEYS = {"time_series": ("ds", "target"), "fault_detection": ("ds", "featur
 
 def type_class(hub: Any, type_name: str) -> Any:
     """The class of an experiment type. The hub has no public accessor: this reads its registry."""
-    return hub._types.get(type_name)
+    return hub.experiment_type(type_name)
 
 
 def _numeric(frame: Any) -> list[str]:

@@ -162,6 +162,21 @@ def _routes(app: FastAPI) -> None:
         hub.predict(name, rows)
         return _text("Prediction called")
 
+    @app.post("/{name}/watch", response_model=StatusMessage, tags=["prediction"],
+              summary="Streaming mode: predict every batch arriving on the experiment's queue")
+    def watch(name: str, hub: HubDep) -> dict[str, str]:
+        started = hub.watch(name)
+        return {"status": "success",
+                "message": f"Watching queue {name}" if started else f"Already watching queue {name}"}
+
+    @app.post("/{name}/unwatch", response_model=StatusMessage, tags=["prediction"],
+              summary="Leave streaming mode")
+    def unwatch(name: str, hub: HubDep) -> dict[str, str]:
+        hub.status(name)  # 404 for an unknown experiment
+        stopped = hub.unwatch(name)
+        return {"status": "success", "message": f"Stopped watching queue {name}" if stopped
+                else f"Queue {name} was not watched"}
+
     @app.get("/{name}/predictions", tags=["prediction"], summary="Every prediction since the last training",
              responses={204: {"description": "no predictions yet"}})
     def predictions(name: str, hub: HubDep) -> Response:

@@ -58,6 +58,7 @@ class ExperimentStatus(BaseModel):
     tracking: str | None = Field(description="None, logging, logged or 'failed: ...'")
     metrics: dict[str, float]
     retrain: dict[str, Any] | None
+    watching: bool = Field(False, description="streaming mode: predicting each batch arriving on the queue")
 
 
 class PluginHealth(BaseModel):
