@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import records
+from . import queued, records
 from .errors import (
     Busy,
     DataError,
@@ -34,6 +34,7 @@ from .errors import (
 from .events import Event, EventBus, Subscription
 from .experiment import BUSY_STATES, Experiment, Status, now
 from .registry import ExperimentTypeRegistry
+from .runner import TrainingRunner
 from .settings import Settings
 from .tables import to_frame
 
@@ -93,6 +94,8 @@ class Hub:
         self._types = ExperimentTypeRegistry(settings.experiment_types)
         self._tracking = tracking or _default_tracking(settings)
         self._datastream = datastream or _default_datastream(settings)
+        self._runner = TrainingRunner(self)
+        self._streams: Streaming | None = None  # watchers, made on the first watch()
         self._health_lock = threading.Lock()
         self._health_cache: tuple[float, dict[str, Any] | None] = (0.0, None)
         if warm_up:
@@ -195,7 +198,7 @@ class Hub:
                 raise ExperimentExists(name)
             self._experiments[name] = experiment
         self._publish("experiment_created", name, experiment_type=experiment_type)
-        self._start_training(experiment, impl, frame, batch, "train")
+        self._runner.start(experiment, impl, frame, batch, "train")
         return experiment
 
     def train(self, name: str, config: Mapping[str, Any] | None = None, data: Any = None) -> Experiment:
@@ -211,7 +214,7 @@ class Hub:
         else:
             impl, inline = self._build(type(current), config)
         frame, batch = self._training_data(name, impl, data, inline, fallback=fallback)
-        self._start_training(experiment, impl, frame, batch, "train")
+        self._runner.start(experiment, impl, frame, batch, "train")
         return experiment
 
     def retrain(self, name: str) -> Experiment:
@@ -232,7 +235,7 @@ class Hub:
                 parts.append(new_rows[[c for c in parts[0].columns if c in new_rows.columns]])
         impl = type(current)(current.config)
         frame = impl.validate_data(pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0])
-        self._start_training(experiment, impl, frame, None, "retrain")
+        self._runner.start(experiment, impl, frame, None, "retrain")
         return experiment
 
     def _build(self, cls: type[ExperimentType], config: Any) -> tuple[ExperimentType, Any]:
@@ -254,7 +257,7 @@ class Hub:
         else:
             batch = self._datastream.drain(name)
             if batch is not None:
-                return self._queued_training_data(impl, batch), batch
+                return queued.training_frame(impl, batch), batch
             elif fallback is not None:
                 frame = fallback
             else:
@@ -267,143 +270,12 @@ class Hub:
                 batch.nack()
             raise
 
-    def _decode(self, batch: Batch) -> pd.DataFrame:
-        from .tables import tables_to_frame
-
-        return tables_to_frame([table for _, table in self._message_tables(batch)])  # malformed: dead-lettered
-
-    def _start_training(self, experiment: Experiment, impl: ExperimentType, frame: pd.DataFrame,
-                        batch: Batch | None, kind: str) -> None:
-        from .jobs import WorkerJob
-        from .training import train
-
-        with experiment._lock:
-            if experiment._state in BUSY_STATES and experiment._job is not None:
-                if batch:
-                    batch.nack()
-                raise Busy(f"Experiment {experiment.name!r} is already training")
-            previous = experiment._thread
-            experiment._runs += 1
-            number = experiment._runs
-            job = WorkerJob(train, (impl, frame), lambda k, p: self._on_job_message(experiment, job, k, p),
-                            isolation=_isolation(type(impl)))
-            thread = threading.Thread(target=self._run_job, name=f"experimenthub-{kind}-{experiment.name}",
-                                      args=(experiment, job, impl, frame, batch, kind, number, previous),
-                                      daemon=True)
-            experiment._set(job=job, thread=thread, last_data=frame, state="training", stage="queued",
-                            progress=0.0,
-                            error=None, started=now(), ended=None, tracking=None)
-            status = experiment.status
-        self._publish("state_changed", experiment.name, status=status.to_dict())
-        thread.start()
-
-    def _on_job_message(self, experiment: Experiment, job: Any, kind: str, payload: Any) -> None:
-        with experiment._lock:
-            if experiment._job is not job or job.cancelled:
-                return
-            if kind == "progress":
-                stage, fraction = payload
-                experiment._set(stage=stage, progress=float(fraction))
-            elif kind == "eda":
-                experiment._set(eda=dict(payload))
-        if kind == "progress":
-            self._publish("progress", experiment.name, stage=payload[0], progress=float(payload[1]))
-        elif kind == "eda":
-            self._publish("figures_updated", experiment.name, kind="eda", names=list(payload))
-
-    def _run_job(self, experiment: Experiment, job: Any, impl: ExperimentType, frame: pd.DataFrame,
-                 batch: Batch | None, kind: str, number: int, previous: threading.Thread | None) -> None:
-        from .jobs import JobCancelled
-
-        if previous is not None and previous is not threading.current_thread():
-            previous.join()  # the last run's write-behind logging finishes first: runs stay in order
-        self._on_job_message(experiment, job, "progress", ("tracking", 0.02))
-        # the MLflow run is opened while the worker fits, not before: tracking I/O stays off the
-        # critical path; if it fails, the job is cancelled and the experiment fails with its error
-        opened: dict[str, Any] = {}
-
-        def open_run() -> None:
-            try:
-                run = records.start(self._tracking, experiment.name, impl, frame, kind, number)
-            except Exception as exc:
-                opened["error"] = exc
-                job.cancel()
-                return
-            opened["run"] = run
-            with experiment._lock:
-                if experiment._job is job:
-                    experiment._set(run_id=run.run_id, exp_id=run.experiment_id)
-
-        opener = threading.Thread(target=open_run, name=f"experimenthub-run-{experiment.name}", daemon=True)
-        opener.start()
-        try:
-            output = job.run()
-            error: BaseException | None = None
-        except JobCancelled:
-            output, error = None, None
-        except Exception as exc:
-            output, error = None, exc
-        opener.join()
-        run = opened.get("run")
-        error = opened.get("error") or error
-        with experiment._lock:
-            current = experiment._job is job and output is not None and not job.cancelled and run is not None
-            if current:
-                experiment._set(impl=output.experiment, evaluation=output.evaluation, figures=output.figures,
-                                eda=output.eda, train_data=frame, predictions=None, new_rows=None,
-                                figures_stale=False, state="ready", stage="done", progress=1.0,
-                                ended=now(), tracking="logging")
-                status = experiment.status
-        if not current:
-            if batch:
-                batch.nack()
-            self._end_run(run, "FAILED" if error is not None else "KILLED")
-            if error is not None:
-                self._fail(experiment, job, error)
-            return  # stopped: stop_training / delete already moved the experiment on
-        if batch:
-            batch.ack()
-        self._publish("state_changed", experiment.name, status=status.to_dict())
-        self._publish("figures_updated", experiment.name, kind="model", names=list(output.figures))
-        self._log_results(experiment, run, output)
-
-    def _log_results(self, experiment: Experiment, run: RunInfo, output: Any) -> None:
-        try:
-            records.finish(self._tracking, run.run_id, output.experiment, output.evaluation,
-                           output.figures, output.eda)
-            outcome = "logged"
-        except Exception as exc:
-            log.warning("logging run %s of %r failed: %s", run.run_id, experiment.name, exc)
-            outcome = f"failed: {exc}"
-            self._end_run(run, "FAILED")
-        with experiment._lock:
-            if experiment._run_id == run.run_id:
-                experiment._set(tracking=outcome)
-        self._publish("tracking", experiment.name, run_id=run.run_id, tracking=outcome)
-
-    def _end_run(self, run: RunInfo | None, status: str) -> None:
-        if run is None:
-            return
-        try:
-            self._tracking.end_run(run.run_id, status)
-        except Exception:
-            log.warning("could not mark run %s %s", run.run_id, status, exc_info=True)
-
-    def _fail(self, experiment: Experiment, job: Any, exc: BaseException) -> None:
-        with experiment._lock:
-            if experiment._job is not job:
-                return
-            experiment._set(state="failed", stage="failed", error=str(exc) or type(exc).__name__, ended=now())
-            status = experiment.status
-        log.warning("training of %r failed: %s", experiment.name, exc)
-        self._publish("state_changed", experiment.name, status=status.to_dict())
-
     # -- observing and waiting ---------------------------------------------------------------
     def status(self, name: str) -> Status:
         import dataclasses
 
         status = self._get(name).status
-        streams = self.__dict__.get("_streams")
+        streams = self._streams
         return dataclasses.replace(status, watching=True) if streams and streams.watching(name) else status
 
     def wait(self, name: str, timeout: float | None = None, *, tracked: bool = False,
@@ -481,12 +353,12 @@ class Hub:
         else:
             batch = self._datastream.next_batch(name)
             if batch is not None:
-                frame = self._decode(batch)
+                frame = queued.decode(batch)
         try:
             result = impl.predict(frame)
         except Exception as exc:
             if batch:
-                self._settle_failed(batch, exc)
+                queued.settle_failed(batch, exc)
             if isinstance(exc, ExperimentHubError):
                 raise
             # the model choked on the rows it was given: a data problem, said in the model's words
@@ -738,84 +610,13 @@ class Hub:
         from .streaming import Streaming
 
         with self._lock:
-            streaming = self.__dict__.get("_streams")
-            if streaming is None:
-                streaming = self._streams = Streaming(self)
-        return streaming
+            if self._streams is None:
+                self._streams = Streaming(self)
+            return self._streams
 
     def _stop_streaming(self) -> None:
-        streaming = self.__dict__.get("_streams")
-        if streaming is not None:
-            streaming.close()
-
-    def _message_tables(self, batch: Batch) -> list[tuple[int, Any]]:
-        """Decode each message of a batch (records stay lists: see ``tables.decode_table``); those
-        that are not a JSON table with rows go to the dead-letter queue with the reason. DataError
-        when none is left (the batch is settled then)."""
-        from .tables import decode_table
-
-        tables, reasons = [], []
-        for i, body in enumerate(batch.bodies):
-            what = f"message {i + 1} of queue {batch.queue!r}"
-            try:
-                table = decode_table(body, what)
-                if len(table) == 0:
-                    raise DataError(f"{what} is an empty table (0 rows)")
-            except DataError as exc:
-                self._reject_message(batch, i, str(exc))
-                reasons.append(str(exc))
-                continue
-            tables.append((i, table))
-        if not tables:
-            batch.nack()
-            raise DataError(f"No usable message in queue {batch.queue!r}: {len(reasons)} malformed message(s) moved "
-                            f"to the dead-letter queue {batch.queue + '.dead'!r} ({reasons[0]})")
-        return tables
-
-    def _reject_message(self, batch: Batch, index: int, reason: str) -> None:
-        try:
-            batch.reject(index, reason)
-        except Exception:
-            batch.nack()  # could not dead-letter it: nothing is acknowledged, all go back
-            raise
-        log.warning("%s; moved to the dead-letter queue %r", reason, batch.queue + ".dead")
-
-    def _queued_training_data(self, impl: ExperimentType, batch: Batch) -> pd.DataFrame:
-        """Training data from the messages of a queue. Malformed messages are dead-lettered: not a
-        JSON table, or at odds with the other messages about a column the validation needs (e.g.
-        lacking the target most messages have). When all messages agree and the data is still
-        refused, the config or the data as a whole is wrong: every message goes back (nack)."""
-        from .tables import tables_to_frame
-
-        try:
-            tables = self._message_tables(batch)
-            while True:
-                try:
-                    return impl.validate_data(tables_to_frame([table for _, table in tables]))
-                except DataError as exc:
-                    odd = _odd_messages(tables, exc.column)
-                    if not odd:
-                        raise
-                    for index, why in odd.items():
-                        self._reject_message(batch, index, f"{why} in queue {batch.queue!r} ({exc})")
-                    tables = [(i, table) for i, table in tables if i not in odd]
-        except Exception:
-            batch.nack()  # a no-op for a batch settled already
-            raise
-
-    def _settle_failed(self, batch: Batch, exc: BaseException) -> None:
-        """Predicting on queued messages failed: a data problem (a DataError, or the model choking on
-        the rows, which predict reports as one) dead-letters them, since retrying could never
-        succeed; any other hub error (e.g. not ready) puts them back in the queue."""
-        if isinstance(exc, DataError) or not isinstance(exc, ExperimentHubError):
-            for index in batch.pending:
-                try:
-                    self._reject_message(batch, index, f"message of queue {batch.queue!r} cannot be predicted on: "
-                                                       f"{exc}")
-                except Exception:
-                    log.warning("could not dead-letter a message of queue %r", batch.queue, exc_info=True)
-                    return
-        batch.nack()
+        if self._streams is not None:
+            self._streams.close()
 
 
 _open_hubs: weakref.WeakSet[Hub] = weakref.WeakSet()
@@ -848,34 +649,7 @@ def _default_datastream(settings: Settings) -> DatastreamPlugin:
     return MemoryDatastream()
 
 
-def _odd_messages(tables: list[tuple[int, Any]], column: Any) -> dict[int, str]:
-    """The messages of a batch at odds with the majority about ``column`` (named by a validation
-    error): those lacking it when most have it, or having it when most lack it. Empty when they
-    agree (or tie): then no single message is to blame."""
-    from .tables import table_columns
-
-    if column is None or len(tables) < 2:
-        return {}
-    present = {i: column in table_columns(table) for i, table in tables}
-    having = [i for i, yes in present.items() if yes]
-    lacking = [i for i, yes in present.items() if not yes]
-    if not having or not lacking or len(having) == len(lacking):
-        return {}
-    if len(lacking) < len(having):
-        return {i: f"message {i + 1} lacks column {column!r}, which {len(having)} other message(s) have"
-                for i in lacking}
-    return {i: f"message {i + 1} has column {column!r}, which {len(lacking)} other message(s) lack" for i in having}
-
-
 def _timestamp(seconds: float | None) -> Any:
     import datetime as dt
 
     return None if seconds is None else dt.datetime.fromtimestamp(seconds, dt.UTC)
-
-
-def _isolation(cls: type) -> str:
-    """Worker processes import the type by module; types living in ``__main__`` (a notebook) cannot
-    be imported there, so they run in a thread and stop cooperatively."""
-    if getattr(cls, "isolation", "process") == "thread" or cls.__module__ in ("__main__", "__mp_main__"):
-        return "thread"
-    return "process"
