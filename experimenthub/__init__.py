@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
@@ -33,6 +34,10 @@ if TYPE_CHECKING:
     from .hub import Hub
 
 __version__ = "0.1.0"
+
+# A library does not print: without logging configured by the application, our warnings (often
+# from background threads, which in a notebook land in whatever cell is running) stay silent.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _LAZY = {
     "ExperimentHub": ("experimenthub.faces", "ExperimentHub"),

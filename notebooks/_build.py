@@ -214,6 +214,67 @@ hub.close()
 ]
 
 
+STREAMING = [
+    md("""
+# Streaming: data through a queue
+
+Every experiment has a queue named after it. Without settings it lives in this process; with
+`EXPERIMENTHUB_RABBITMQ_URL=amqp://guest:guest@127.0.0.1:5672/%2F` it is a durable RabbitMQ queue, and any
+program can publish to it. Training drains the queue; `watch` predicts every batch that arrives.
+"""),
+    code("""
+import time
+
+from experimenthub import ExperimentHub, datasets
+
+hub = ExperimentHub()
+hub.health()["datastream"]
+"""),
+    code("""
+name = "sensor"
+hub.flush(name)  # start from an empty queue (a broker keeps queues between runs)
+df = datasets.load("prophet_daily")
+history, live = df.iloc[:480], df.iloc[480:]
+for start in range(0, len(history), 120):  # four messages of 120 rows
+    hub.publish(name, history.iloc[start:start + 120])
+config = {"setup": {"target": "y", "ds": "ds"}, "create_model": {"model_type": "Prophet", "params": {}}}
+hub.create_experiment(name, "time_series", config)  # no data given: it drains the queue
+print(hub.wait(name).state, len(hub.train_data(name)))
+""", check=True),
+    md("Streaming mode: each batch published from now on is predicted, in order, once, and acknowledged after."),
+    code("""
+hub.watch(name)
+for start in range(0, len(live), 5):  # six batches of five new days, with their actual values
+    hub.publish(name, live.iloc[start:start + 5])
+deadline = time.monotonic() + 120
+while (hub.predictions(name) is None or len(hub.predictions(name)) < len(live)) and time.monotonic() < deadline:
+    time.sleep(0.1)
+print(len(hub.predictions(name)), hub.datastream.depth(name))
+""", check=True),
+    code("""
+hub.predictions(name).tail()
+"""),
+    code("""
+hub.plot(name, "forecast")
+"""),
+    md("A malformed message is not retried forever nor dropped: it goes to the dead-letter queue with the reason."),
+    code("""
+hub.datastream.publish(name, b"this is not JSON")
+deadline = time.monotonic() + 30
+while not hub.datastream.dead_letters(name) and time.monotonic() < deadline:
+    time.sleep(0.1)
+print(len(hub.datastream.dead_letters(name)) >= 1)
+""", check=True),
+    code("""
+hub.datastream.dead_letters(name)[-1].reason
+"""),
+    code("""
+hub.unwatch(name)
+hub.flush(name)
+hub.close()
+"""),
+]
+
 DASHBOARD = [
     md("""
 # ExperimentHub dashboard
@@ -273,4 +334,5 @@ if __name__ == "__main__":
     write("quickstart", QUICKSTART)
     write("fault_detection", FAULT_DETECTION)
     write("rest_from_the_kernel", REST)
+    write("streaming", STREAMING)
     write("dashboard", DASHBOARD)
