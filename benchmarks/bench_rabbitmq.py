@@ -304,10 +304,9 @@ def main() -> None:
 def latencies(repeats: int) -> list[list[object]]:
     """How long the calls that must never hang take: health with the broker unreachable, an
     operation refused while it is down, and unwatch."""
-    from experimenthub import DatastreamError, ExperimentHub, datasets
+    from _common import free_port
 
-    sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
-    from helpers import free_port
+    from experimenthub import DatastreamError, ExperimentHub, datasets
 
     down, refused, unwatch = [], [], []
     with tempfile.TemporaryDirectory() as home:

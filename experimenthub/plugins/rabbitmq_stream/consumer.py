@@ -1,0 +1,207 @@
+"""The streaming consumer of the RabbitMQ datastream (``RabbitMQDatastream.consume``).
+
+Each ``consume`` runs its own thread with its own connection, ``basic_qos`` and
+``basic_consume``; its Batches are settled through ``add_callback_threadsafe`` on that
+connection, so the work itself happens elsewhere and heartbeats keep flowing (pika#418).
+
+A lost connection is reopened with backoff. RabbitMQ redelivers the messages it held; the
+consumer starts again only once the Batches handed out on the lost connection are settled (so a
+redelivery never reaches the callback while its first delivery is still being worked on), and a
+redelivered message that was used already is acknowledged and skipped (see :mod:`.redelivery`).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pika
+
+from ..protocols import Batch
+from .amqp import BACKOFF, DEAD_SUFFIX, HANDOVER_WAIT, PREFETCH_MAX, STOP_GRACE, declare, describe, noop, noop_settle
+
+if TYPE_CHECKING:
+    from .datastream import RabbitMQDatastream
+
+log = logging.getLogger(__name__)
+
+
+class RabbitMQConsumer:
+    """One queue consumed continuously (``basic_qos`` + ``basic_consume``) by its own thread and
+    connection. Each message goes to ``callback`` as a one-message Batch, on this thread; settling
+    the Batch (from any thread) is carried out here through ``add_callback_threadsafe``."""
+
+    def __init__(self, stream: RabbitMQDatastream, queue: str, callback: Callable[[Batch], None],
+                 prefetch: int) -> None:
+        self.queue = queue
+        self._stream = stream
+        self._callback = callback
+        self._prefetch = max(1, min(int(prefetch), PREFETCH_MAX))
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._connection: Any = None  # while a session runs; other threads only add callbacks to it
+        self._session = 0
+        self._status, self._error, self._sessions = "connecting", None, 0
+        self._unapplied: dict[tuple[int, int], tuple[Any, bytes]] = {}  # acks handed over, not yet sent
+        self._handed: set[tuple[int, int]] = set()  # (session, tag) given to the callback, not settled
+        self._channel: Any = None  # consumer thread only
+        self._outstanding: set[int] = set()  # consumer thread only
+        self._thread = threading.Thread(target=self._run, name=f"experimenthub-consume-{queue}", daemon=True)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive() and not self._stopping.is_set()
+
+    def describe(self) -> dict[str, Any]:
+        return {"queue": self.queue, "status": self._status, "error": self._error,
+                "reconnects": max(0, self._sessions - 1)}
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stopping.set()
+        with self._lock:
+            connection = self._connection
+        if connection is not None:
+            try:
+                connection.add_callback_threadsafe(noop)
+            except Exception:
+                pass
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    # -- the consumer thread ---------------------------------------------------------------------------
+    def _run(self) -> None:
+        attempt = 0
+        try:
+            while not self._stopping.is_set():
+                try:
+                    self._consume()
+                    attempt = 0
+                except Exception as exc:  # pika and socket errors: reconnect with backoff
+                    reason = describe(exc)
+                    with self._lock:
+                        self._status, self._error = "unreachable", reason
+                    if not self._stopping.is_set():
+                        log.warning("consumer of queue %r: %s; reconnecting", self.queue, reason)
+                    self._stopping.wait(BACKOFF[min(attempt, len(BACKOFF) - 1)])
+                    attempt += 1
+        finally:
+            with self._lock:
+                self._status = "stopped"
+            self._stream._forget(self)
+
+    def _consume(self) -> None:
+        connection = pika.BlockingConnection(self._stream._parameters(f"consume {self.queue}"))
+        try:
+            declare(connection, self.queue)
+            self._await_handover(connection)
+            channel = connection.channel()
+            channel.basic_qos(prefetch_count=self._prefetch)
+            with self._lock:
+                self._session += 1
+                session = self._session
+                self._connection, self._channel, self._outstanding = connection, channel, set()
+                self._status, self._error = "connected", None
+                self._sessions += 1
+            tag = channel.basic_consume(self.queue, functools.partial(self._deliver, session))
+            while not self._stopping.is_set():
+                connection.process_data_events(time_limit=0.2)
+            channel.basic_cancel(tag)  # no new deliveries; acks already handed over still go out
+            deadline = time.monotonic() + STOP_GRACE
+            while self._outstanding and time.monotonic() < deadline:
+                connection.process_data_events(time_limit=0.05)
+        finally:
+            with self._lock:
+                self._connection = None
+                self._session += 1  # whatever is settled from now on is stale
+                lost = list(self._unapplied.values())
+                self._unapplied.clear()
+            for properties, body in lost:
+                self._stream._consumed.remember(properties, body, ack_lost=True)
+            try:
+                if connection.is_open:
+                    connection.close()  # unsettled messages go back to the queue
+            except Exception:
+                pass
+
+    def _await_handover(self, connection: Any) -> None:
+        """After a reconnect, consume again only once the batches handed out on the lost connection
+        are settled: RabbitMQ redelivers them, and a redelivery must not reach the callback while
+        its first delivery is still being worked on (its ack then marks it used, and it is skipped)."""
+        deadline = time.monotonic() + HANDOVER_WAIT
+        while not self._stopping.is_set():
+            with self._lock:
+                if not self._handed:
+                    return
+            if time.monotonic() > deadline:
+                log.warning("consumer of queue %r: %d batch(es) of a lost connection still unsettled after %.0f s; "
+                            "consuming again", self.queue, len(self._handed), HANDOVER_WAIT)
+                with self._lock:
+                    self._handed.clear()
+                return
+            connection.process_data_events(time_limit=0.02)  # keeps heartbeats going meanwhile
+
+    def _deliver(self, session: int, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        if self._stream._consumed.used(method.redelivered, properties, body):
+            channel.basic_ack(method.delivery_tag)  # used already; its ack was lost with a connection
+            log.info("skipped a message of queue %r that was used already", self.queue)
+            return
+        tag = method.delivery_tag
+        self._outstanding.add(tag)
+        with self._lock:
+            self._handed.add((session, tag))
+        batch = Batch(self.queue, [body], noop_settle)
+        batch._settle = functools.partial(self._settle, session, tag, properties, body)
+        batch._reject = functools.partial(self._reject, session, tag, properties, body)
+        try:
+            self._callback(batch)
+        except Exception:
+            log.exception("consumer callback of queue %r failed; the message goes back", self.queue)
+            self._outstanding.discard(tag)
+            with self._lock:
+                self._handed.discard((session, tag))
+            channel.basic_nack(tag, requeue=True)
+
+    # -- settling a Batch (any thread; the work goes to the consumer thread) ----------------------------
+    def _settle(self, session: int, tag: int, properties: Any, body: bytes, ok: bool) -> None:
+        if ok:
+            self._stream._consumed.remember(properties, body, ack_lost=False)
+        with self._lock:
+            self._handed.discard((session, tag))
+
+        def apply() -> None:
+            with self._lock:
+                self._unapplied.pop((session, tag), None)
+                current = self._session == session
+            if not current or self._channel is None or not self._channel.is_open:
+                if ok:
+                    self._stream._consumed.remember(properties, body, ack_lost=True)
+                return
+            if ok:
+                self._channel.basic_ack(tag)
+            else:
+                self._channel.basic_nack(tag, requeue=True)
+            self._outstanding.discard(tag)
+
+        with self._lock:
+            connection = self._connection if self._session == session else None
+            if connection is not None:
+                try:
+                    connection.add_callback_threadsafe(apply)
+                    if ok:
+                        self._unapplied[(session, tag)] = (properties, body)
+                    return
+                except Exception:
+                    pass
+        if ok:  # the connection that delivered it is gone: RabbitMQ requeued it
+            self._stream._consumed.remember(properties, body, ack_lost=True)
+
+    def _reject(self, session: int, tag: int, properties: Any, body: bytes, index: int, reason: str) -> None:
+        stream = self._stream
+        stream._call(lambda: stream._publish_dead(self.queue, body, properties, reason),
+                     f"move a message of queue {self.queue!r} to {self.queue + DEAD_SUFFIX!r}")
+        log.warning("message of queue %r moved to %r: %s", self.queue, self.queue + DEAD_SUFFIX, reason)
+        self._settle(session, tag, properties, body, True)
