@@ -6,7 +6,6 @@ Tests that take the ``hub`` fixture run twice: against the embedded store and th
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from helpers import free_port
+from helpers import free_port, stop_process_group
 
 from experimenthub import ExperimentHub, datasets
 
@@ -50,11 +49,7 @@ def mlflow_server():
             raise RuntimeError("mlflow server did not answer /health within 120 s")
         time.sleep(0.3)
     yield uri
-    os.killpg(process.pid, 15)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, 9)
+    stop_process_group(process)
     log.close()
     shutil.rmtree(workdir, ignore_errors=True)
 

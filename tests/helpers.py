@@ -15,3 +15,31 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def wait_for(condition, timeout: float = 60.0, what: str = "condition"):
+    """Poll ``condition`` until it returns something truthy (returned); fail after ``timeout`` s.
+    A liveness bound, not a speed target: speeds are measured in benchmarks/."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def stop_process_group(process) -> None:
+    """Terminate a server started with ``start_new_session=True`` and everything it started."""
+    import os
+    import subprocess
+
+    os.killpg(process.pid, 15)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, 9)
+        process.wait(timeout=15)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import psutil
 import pytest
+from helpers import wait_for
 
 from experimenthub import TrainingFailed
 
@@ -22,31 +21,21 @@ def stan_processes() -> list[psutil.Process]:
     return found
 
 
-def until(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 def test_stop_kills_a_long_prophet_fit(embedded_hub, hourly):
     before = {p.pid for p in stan_processes()}
     embedded_hub.create_experiment("long", "time_series", LONG, data=hourly)
-    until(lambda: embedded_hub.status("long").stage == "fitting", 120, "the fit to start")
-    running = until(lambda: [p for p in stan_processes() if p.pid not in before], 60, "CmdStan to run")
+    wait_for(lambda: embedded_hub.status("long").stage == "fitting", 120, "the fit to start")
+    running = wait_for(lambda: [p for p in stan_processes() if p.pid not in before], 60, "CmdStan to run")
 
     assert embedded_hub.stop_training("long") is True
     status = embedded_hub.status("long")
     assert status.state == "stopped" and status.error is None
-    until(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in running), 10,
+    wait_for(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in running), 10,
           "the CmdStan process to be gone")
     assert embedded_hub.stop_training("long") is False  # idempotent: nothing left to stop
     # the MLflow run is opened alongside the fit, so its id may come just after the stop
-    run_id = until(lambda: embedded_hub.status("long").run_id, 60, "the run id")
-    until(lambda: embedded_hub.tracking.get_run(run_id).status == "KILLED", 10, "the run to be KILLED")
+    run_id = wait_for(lambda: embedded_hub.status("long").run_id, 60, "the run id")
+    wait_for(lambda: embedded_hub.tracking.get_run(run_id).status == "KILLED", 10, "the run to be KILLED")
     assert embedded_hub.wait("long", timeout=1).state == "stopped"
 
 
@@ -56,7 +45,7 @@ def test_two_experiments_train_at_once(embedded_hub, hourly):
     data = hourly.iloc[: 24 * 90]
     embedded_hub.create_experiment("a", "time_series", config, data=data)
     embedded_hub.create_experiment("b", "time_series", config, data=data)
-    until(lambda: len(stan_processes()) >= 2, 120, "two CmdStan fits running at the same time")
+    wait_for(lambda: len(stan_processes()) >= 2, 120, "two CmdStan fits running at the same time")
     assert embedded_hub.wait("a", timeout=300).state == "ready"
     assert embedded_hub.wait("b", timeout=300).state == "ready"
     assert embedded_hub.run_id("a") != embedded_hub.run_id("b")
@@ -71,8 +60,8 @@ def test_failed_fit_is_reported_and_the_hub_goes_on(embedded_hub, daily):
         embedded_hub.wait("bad", timeout=120)
     status = embedded_hub.status("bad")
     assert status.state == "failed" and "cap" in status.error
-    run_id = until(lambda: embedded_hub.status("bad").run_id, 60, "the run id")
-    until(lambda: embedded_hub.tracking.get_run(run_id).status == "FAILED", 10, "the run to be FAILED")
+    run_id = wait_for(lambda: embedded_hub.status("bad").run_id, 60, "the run id")
+    wait_for(lambda: embedded_hub.tracking.get_run(run_id).status == "FAILED", 10, "the run to be FAILED")
     good = {"setup": {"target": "value"}, "create_model": {"model_type": "Prophet", "params": {}}}
     embedded_hub.train("bad", good)  # a failed experiment can be trained again
     assert embedded_hub.wait("bad", timeout=120).state == "ready"

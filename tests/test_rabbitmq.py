@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import rabbit
-from helpers import free_port
+from helpers import free_port, wait_for
 
 from experimenthub import DataError, DatastreamError, ExperimentHub, datasets
 from experimenthub.tables import to_records
@@ -51,14 +51,6 @@ def name(hub):
 
 def records(frame) -> str:
     return json.dumps(to_records(frame))
-
-
-def wait_for(condition, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout} s")
-        time.sleep(0.02)
 
 
 def trained(hub, name, data):

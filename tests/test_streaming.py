@@ -9,6 +9,7 @@ import time
 
 import pytest
 import rabbit
+from helpers import wait_for
 
 from experimenthub import ExperimentHub, ExperimentNotFound, datasets
 
@@ -36,14 +37,6 @@ def name(hub, daily):
     yield name
     if rabbit.URL and hub.settings.rabbitmq_url:
         rabbit.delete_queues(name, name + ".dead")
-
-
-def wait_for(condition, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met within {timeout} s")
-        time.sleep(0.02)
 
 
 def predicted(hub, name) -> list[str]:

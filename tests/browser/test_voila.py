@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from helpers import free_port
+from helpers import free_port, stop_process_group
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -48,11 +48,7 @@ def voila(tmp_path_factory):
         assert time.monotonic() < deadline, "voila did not start within 60 s"
         time.sleep(0.3)
     yield url
-    os.killpg(process.pid, 15)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, 9)
+    stop_process_group(process)
     log.close()
 
 

@@ -13,6 +13,7 @@ import time
 
 import pytest
 import rabbit
+from helpers import wait_for
 
 from experimenthub.plugins.memory_stream import MemoryDatastream
 from experimenthub.plugins.protocols import Batch, DatastreamPlugin
@@ -188,14 +189,6 @@ def consume_into(stream, queue, settle, prefetch=1):
     worker.start()
     consumer = stream.consume(queue, inbox.put, prefetch=prefetch)
     return consumer, seen, stop
-
-
-def wait_for(condition, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 def test_consume_delivers_in_order_and_acks_from_another_thread(stream, queue):

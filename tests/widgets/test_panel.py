@@ -12,24 +12,13 @@ import threading
 import time
 
 import pytest
-from helpers import SEED_CONFIG
+from helpers import SEED_CONFIG, wait_for
 
 import widgets
 from experimenthub import datasets
 from experimenthub.errors import InvalidConfig
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def wait_for(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture
