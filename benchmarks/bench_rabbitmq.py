@@ -119,9 +119,11 @@ def hub_drain(stream, queue: str, count: int) -> float:
 
 
 def hub_drain_to_frame(hub, impl, queue: str, count: int) -> float:
+    from experimenthub import queued
+
     start = time.perf_counter()
     batch = hub.datastream.drain(queue)
-    frame = hub._queued_training_data(impl, batch)  # what create_experiment does before the fit
+    frame = queued.training_frame(impl, batch)  # what create_experiment does before the fit
     batch.ack()
     elapsed = time.perf_counter() - start
     assert len(frame) == count * ROWS_PER_DRAIN_MESSAGE
