@@ -39,8 +39,14 @@ def check_keys(mapping: Mapping[str, Any], allowed: Iterable[str], key: str | No
             raise InvalidConfig(f"unknown key; allowed keys here: {', '.join(allowed)}", path)
 
 
+def _given(mapping: Mapping[str, Any], name: str, default: Any) -> Any:
+    """The value of ``name``; an explicit JSON null means "not given": the default applies."""
+    value = mapping.get(name)
+    return default if value is None else value
+
+
 def optional_str(mapping: Mapping[str, Any], name: str, key: str, default: str | None = None) -> str | None:
-    value = mapping.get(name, default)
+    value = _given(mapping, name, default)
     if value is not None and (not isinstance(value, str) or not value):
         raise InvalidConfig(f"must be a non-empty string, got {value!r}", f"{key}.{name}")
     return value
@@ -50,7 +56,7 @@ def number(
     mapping: Mapping[str, Any], name: str, key: str, default: float | None,
     low: float | None = None, high: float | None = None, integer: bool = False,
 ) -> Any:
-    value = mapping.get(name, default)
+    value = _given(mapping, name, default)
     if value is None:
         return None
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
@@ -64,7 +70,7 @@ def number(
 
 def choice(mapping: Mapping[str, Any], name: str, key: str, choices: Iterable[str], default: str | None) -> Any:
     choices = tuple(choices)
-    value = mapping.get(name, default)
+    value = _given(mapping, name, default)
     if value not in choices:
         raise InvalidConfig(f"must be one of {', '.join(map(repr, choices))}; got {value!r}", f"{key}.{name}")
     return value

@@ -44,6 +44,11 @@ class ExperimentHub(Hub):
 
         return running(self)
 
+    def close(self, timeout: float = 60.0) -> None:
+        """Stop the REST server first (it would answer against closed plugins), then the core."""
+        self.stop_server()
+        super().close(timeout)
+
     def panel(self, **options: Any) -> Any:
         """The ipywidgets control panel over this hub."""
         from widgets import panel

@@ -318,7 +318,10 @@ class Hub:
         return True
 
     def delete(self, name: str) -> None:
-        """Stop any training and remove the experiment from the hub (its MLflow runs stay)."""
+        """Stop any training and streaming, and remove the experiment from the hub (its MLflow runs
+        stay; messages still in its queue stay too)."""
+        if self._streams is not None:
+            self._streams.unwatch(name)
         with self._lock:
             experiment = self._experiments.pop(name, None) if isinstance(name, str) else None
             if experiment is None:
@@ -363,30 +366,48 @@ class Hub:
                 raise
             # the model choked on the rows it was given: a data problem, said in the model's words
             raise DataError(f"Could not predict on these rows: {type(exc).__name__}: {exc}") from exc
+        try:  # the queued message is acknowledged only once the prediction is recorded
+            with experiment._lock:
+                if experiment._impl is not impl:  # retrained meanwhile: these predictions are stale
+                    if batch:
+                        batch.ack()
+                    return result
+                history = result if experiment._predictions is None else pd.concat(
+                    [experiment._predictions, result], ignore_index=True).tail(_PREDICTION_HISTORY)
+                changes: dict[str, Any] = {"predictions": history, "figures_stale": True}
+                if frame is not None:
+                    keep = impl.retrain_rows(result, frame)
+                    if len(keep):
+                        old = experiment._new_rows
+                        changes["new_rows"] = (keep if old is None else pd.concat(
+                            [old, keep], ignore_index=True)).tail(_PREDICTION_HISTORY)
+                check = self._check_policy(experiment, impl, history)
+                experiment._set(**changes)
+        except Exception as exc:
+            if batch:
+                queued.settle_failed(batch, exc)
+            if isinstance(exc, ExperimentHubError):
+                raise
+            raise DataError(f"Could not record the predictions of these rows: {type(exc).__name__}: {exc}") from exc
         if batch:
             batch.ack()
-        with experiment._lock:
-            if experiment._impl is not impl:  # retrained meanwhile: these predictions are stale
-                return result
-            history = result if experiment._predictions is None else pd.concat(
-                [experiment._predictions, result], ignore_index=True).tail(_PREDICTION_HISTORY)
-            changes: dict[str, Any] = {"predictions": history, "figures_stale": True}
-            if frame is not None:
-                keep = impl.retrain_rows(result, frame)
-                if len(keep):
-                    old = experiment._new_rows
-                    changes["new_rows"] = keep if old is None else pd.concat([old, keep], ignore_index=True)
-            experiment._set(**changes)
-            check = self._check_policy(experiment, impl, history)
         self._publish("predictions", name, rows=len(result))
         self._publish("figures_updated", name, kind="model", names=experiment.figure_names)
         if check and check["triggered"]:
             self._publish("state_changed", name, retrain=check)
-            try:
-                self.retrain(name)
-            except Busy:
-                pass
+            self._auto_retrain(experiment, check)
         return result
+
+    def _auto_retrain(self, experiment: Experiment, check: dict[str, Any]) -> None:
+        """Retrain because the policy says so. The predict that triggered it succeeded: a retrain
+        that cannot start (busy, or refused data) is recorded in the status, not raised."""
+        try:
+            self.retrain(experiment.name)
+        except ExperimentHubError as exc:
+            log.warning("automatic retrain of %r did not start: %s", experiment.name, exc)
+            with experiment._lock:
+                if experiment._retrain is not None:
+                    experiment._set(retrain={**experiment._retrain, "error": str(exc)})
 
     def _check_policy(self, experiment: Experiment, impl: ExperimentType, history: pd.DataFrame) -> dict | None:
         policy = impl.config.get("retrain") or {}
@@ -423,6 +444,10 @@ class Hub:
                 if not experiment._figures and experiment._state in BUSY_STATES:
                     raise Busy(f"Experiment {name!r} is {experiment._state}; its model figures come "
                                f"when training ends")
+                if not experiment._figures:
+                    detail = f": {experiment._error}" if experiment._error else ""
+                    raise NotReady(f"Experiment {name!r} has no trained model, so no model figures "
+                                   f"(state {experiment._state}{detail})")
                 raise PlotNotFound(name, plot_name, experiment._figures)
             return figure
 
@@ -433,6 +458,9 @@ class Hub:
             if figure is None:
                 if not experiment._eda and experiment._state in BUSY_STATES:
                     raise Busy(f"Experiment {name!r} is {experiment._state}; EDA figures come shortly")
+                if not experiment._eda:
+                    detail = f": {experiment._error}" if experiment._error else ""
+                    raise NotReady(f"Experiment {name!r} has no EDA figures (state {experiment._state}{detail})")
                 raise PlotNotFound(name, plot_name, experiment._eda, kind="EDA figure")
             return figure
 
@@ -454,8 +482,11 @@ class Hub:
                 return
             impl, train = experiment._impl, experiment._train_data
             evaluation, predictions = experiment._evaluation, experiment._predictions
-            figures = figures_to_json(impl.figures(train, evaluation, predictions))
-            experiment._set(figures=figures, figures_stale=False)
+        # built without the lock (Plotly is slow on many rows); kept only if nothing changed meanwhile
+        figures = figures_to_json(impl.figures(train, evaluation, predictions))
+        with experiment._lock:
+            if experiment._impl is impl and experiment._predictions is predictions:
+                experiment._set(figures=figures, figures_stale=False)
 
     # -- data and metadata -------------------------------------------------------------------------
     def train_data(self, name: str) -> pd.DataFrame:
@@ -514,6 +545,9 @@ class Hub:
             existing = self._experiments.get(name)
         if existing is not None and existing._state in BUSY_STATES:
             raise Busy(f"Experiment {name!r} is {existing._state}; stop it before loading a run into it")
+        thread = existing._thread if existing is not None else None
+        if run_id is None and thread is not None and thread is not threading.current_thread():
+            thread.join()  # the newest run may still be written behind: "latest" must include it
         restored = records.restore(self._tracking, self._types, name, run_id)
         experiment = Experiment(name, restored.impl.type_name, restored.impl)
         with experiment._lock:
@@ -557,6 +591,8 @@ class Hub:
 
         check_name(name, "queue name")
         frame = to_frame(data, "data")
+        if len(frame) == 0:
+            raise NoData(f"Nothing to publish to queue {name!r}: the table has 0 rows")
         import json
 
         self._datastream.publish(name, json.dumps(to_records(frame)).encode())

@@ -37,8 +37,20 @@ TAG_TYPE, TAG_MODEL, TAG_KIND = "experimenthub.type", "experimenthub.model_type"
 
 
 def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    """The frame as parquet (types kept). A column parquet cannot type (mixed values, e.g. numbers
+    and text in an unused extra column) is stored as text rather than failing the whole run."""
+    import pandas as pd
+
     buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
+    try:
+        frame.to_parquet(buffer, index=False)
+    except (TypeError, ValueError):  # pyarrow's ArrowTypeError / ArrowInvalid
+        safe = frame.copy()
+        for column in safe.columns:
+            if safe[column].dtype == object:
+                safe[column] = safe[column].map(lambda v: None if pd.isna(v) else str(v))
+        buffer = io.BytesIO()
+        safe.to_parquet(buffer, index=False)
     return buffer.getvalue()
 
 
@@ -93,8 +105,8 @@ class Restored:
 
 
 def latest_run(tracking: TrackingPlugin, name: str) -> RunInfo:
-    for run in tracking.runs(name):
-        if run.status == "FINISHED" and TAG_TYPE in run.tags:
+    for run in tracking.runs(name, finished_only=True):
+        if TAG_TYPE in run.tags:
             return run
     raise RunNotFound(f"No finished MLflow run for experiment {name!r} at {tracking.uri}; "
                       f"train it first (or pass a run id)")

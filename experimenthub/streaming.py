@@ -127,7 +127,9 @@ class Watcher:
         except ExperimentNotFound:
             batch.nack()
             log.warning("watching %r: the experiment was deleted; watching stops", self.name)
-            threading.Thread(target=self._hub.unwatch, args=(self.name,), daemon=True).start()
+            streams = self._hub._streams
+            if streams is not None:
+                threading.Thread(target=streams.forget, args=(self.name, self), daemon=True).start()
             self._stopping.set()
         except DataError as exc:
             self._reject(batch, index, str(exc))
@@ -175,20 +177,27 @@ class Streaming:
     def watch(self, name: str, prefetch: int = 1) -> bool:
         """Start watching; False if ``name`` is watched already."""
         self._hub._get(name)  # ExperimentNotFound for an unknown name
-        with self._lock:
+        with self._lock:  # held while starting: concurrent watch() calls start one watcher, not several
             current = self._watchers.get(name)
             if current is not None and current.alive:
                 return False
+            if current is not None:  # a dead watcher: make sure its consumer is gone before replacing it
+                current.stop(0.5)
             watcher = self._watchers[name] = Watcher(self._hub, name, prefetch)
-        try:
-            watcher.start()
-        except Exception:
-            with self._lock:
-                if self._watchers.get(name) is watcher:
-                    del self._watchers[name]
-            raise
+            try:
+                watcher.start()
+            except Exception:
+                del self._watchers[name]
+                raise
         self._hub._publish("state_changed", name, watching=True)
         return True
+
+    def forget(self, name: str, watcher: Watcher) -> None:
+        """A watcher whose experiment went away stops itself; only that watcher is removed."""
+        with self._lock:
+            if self._watchers.get(name) is watcher:
+                del self._watchers[name]
+        watcher.stop(2.0)
 
     def unwatch(self, name: str, timeout: float = 2.0) -> bool:
         """Stop watching (within ``timeout`` s); False if ``name`` was not watched."""

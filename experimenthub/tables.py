@@ -32,7 +32,7 @@ def decode_table(table: Any, what: str = "data") -> list[Mapping[str, Any]] | pd
     import pandas as pd
 
     if isinstance(table, pd.DataFrame):
-        return table.copy()
+        return _unique_columns(table.copy(), what)
     if isinstance(table, (bytes, bytearray, str)):
         try:
             table = json.loads(table)
@@ -45,7 +45,7 @@ def decode_table(table: Any, what: str = "data") -> list[Mapping[str, Any]] | pd
     if isinstance(table, Mapping):
         if "columns" in table and "data" in table:
             try:
-                return pd.DataFrame(table["data"], columns=table["columns"])
+                return _unique_columns(pd.DataFrame(table["data"], columns=table["columns"]), what)
             except (ValueError, TypeError) as exc:
                 raise DataError(f"{what} in 'split' orientation is malformed: {exc}") from exc
         if all(isinstance(v, (Mapping, list)) for v in table.values()):
@@ -59,6 +59,13 @@ def decode_table(table: Any, what: str = "data") -> list[Mapping[str, Any]] | pd
         f"{what} must be a table: a list of records, a 'columns' or 'split' JSON table, or a DataFrame; "
         f"got {type(table).__name__}"
     )
+
+
+def _unique_columns(frame: pd.DataFrame, what: str) -> pd.DataFrame:
+    duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    if duplicated:
+        raise DataError(f"{what} has duplicate column names {duplicated}; every column needs its own name")
+    return frame
 
 
 def table_columns(table: list[Mapping[str, Any]] | pd.DataFrame) -> set[Any]:
@@ -116,3 +123,36 @@ def _json_scalar(value: Any) -> Any:
             pass
         return str(value)
     return value
+
+
+def parse_timestamps(values: pd.Series, column: str) -> pd.Series:
+    """Timestamps as naive ``datetime64[ns]`` (one unit for every frame the hub joins), or a
+    DataError naming the column and a value that is not one: numbers, unparseable text, dates outside
+    pandas' range. Aware timestamps (mixed offsets too) are converted to UTC, then made naive."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values) and values.notna().any():
+        raise DataError(f"column {column!r} must hold timestamps (e.g. '2024-01-31' or '2024-01-31 12:00'), "
+                        f"not numbers such as {values.dropna().iloc[0]}", column)
+    try:
+        return _naive_ns(values)
+    except (ValueError, TypeError, OverflowError) as exc:
+        bad = None
+        for value in values:
+            try:
+                _naive_ns(pd.Series([value]))
+            except (ValueError, TypeError, OverflowError):
+                bad = value
+                break
+        raise DataError(f"column {column!r} must hold timestamps between 1677-09-22 and 2262-04-11; cannot use "
+                        f"{bad!r} ({exc})", column) from exc
+
+
+def _naive_ns(values: pd.Series) -> pd.Series:
+    import pandas as pd
+
+    parsed = values if pd.api.types.is_datetime64_any_dtype(values) else pd.to_datetime(
+        values, errors="raise", format="mixed", utc=True)
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    return parsed.astype("datetime64[ns]")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import psutil
 import pytest
 from helpers import wait_for
+from test_settings_and_registry import MeanModel
 
 from experimenthub import TrainingFailed
 
@@ -51,17 +53,27 @@ def test_two_experiments_train_at_once(embedded_hub, hourly):
     assert embedded_hub.run_id("a") != embedded_hub.run_id("b")
 
 
+class ExplodingModel(MeanModel):
+    """Accepts its config and data, then fails inside the fit, in the worker process."""
+
+    type_name = "exploding"
+
+    def fit(self, data, progress):
+        progress("fitting", 0.5)
+        raise ValueError("the model exploded at iteration 3")
+
+
 def test_failed_fit_is_reported_and_the_hub_goes_on(embedded_hub, daily):
-    # logistic growth needs a 'cap' column: Prophet accepts the config, the fit itself fails
-    config = {"setup": {"target": "value"}, "create_model": {"model_type": "Prophet",
-                                                              "params": {"growth": "logistic"}}}
-    embedded_hub.create_experiment("bad", "time_series", config, data=daily)
-    with pytest.raises(TrainingFailed, match="cap"):
+    embedded_hub.register_experiment_type("exploding", ExplodingModel)
+    frame = pd.DataFrame({"y": [1.0, 2.0, 3.0]})
+    embedded_hub.create_experiment("bad", "exploding", {}, data=frame)
+    with pytest.raises(TrainingFailed, match="exploded"):
         embedded_hub.wait("bad", timeout=120)
     status = embedded_hub.status("bad")
-    assert status.state == "failed" and "cap" in status.error
+    assert status.state == "failed" and "ValueError: the model exploded at iteration 3" in status.error
     run_id = wait_for(lambda: embedded_hub.status("bad").run_id, 60, "the run id")
     wait_for(lambda: embedded_hub.tracking.get_run(run_id).status == "FAILED", 10, "the run to be FAILED")
-    good = {"setup": {"target": "value"}, "create_model": {"model_type": "Prophet", "params": {}}}
-    embedded_hub.train("bad", good)  # a failed experiment can be trained again
-    assert embedded_hub.wait("bad", timeout=120).state == "ready"
+    good = embedded_hub.train("bad", {})  # a failed experiment can be trained again (same type)
+    assert good is embedded_hub.experiments["bad"]
+    with pytest.raises(TrainingFailed):  # still the exploding type: it fails again, and says so
+        embedded_hub.wait("bad", timeout=120)

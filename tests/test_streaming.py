@@ -99,3 +99,21 @@ def test_watching_stops_on_unwatch_delete_and_close(hub, name, daily):
     wait_for(lambda: not [t for t in threading.enumerate()
                           if t.name in (f"experimenthub-watch-{name}", f"experimenthub-consume-{name}")],
              timeout=5, what="watcher threads gone")
+
+
+def test_concurrent_watch_calls_start_one_watcher_and_delete_stops_it(hub, name, daily):
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(hub.watch(name))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 7 + [True]
+    assert len([t for t in threading.enumerate() if name in t.name and t.is_alive()]) >= 1
+    hub.delete(name)  # deleting the experiment stops its watcher: nothing keeps consuming its queue
+    assert not hub.watching(name)
+    hub.publish(name, daily.iloc[400:460])
+    time.sleep(1.0)
+    assert hub.datastream.depth(name) == 1  # the message waits for the next experiment of that name
+    hub.create_experiment(name, "time_series", CONFIG)  # ... which trains on it
+    assert hub.wait(name, timeout=120).state == "ready" and len(hub.train_data(name)) == 60

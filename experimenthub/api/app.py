@@ -234,8 +234,13 @@ def _routes(app: FastAPI) -> None:
 def _require_token(app: FastAPI, token: str) -> None:
     expected = token.encode()
 
+    # the interactive docs stay reachable: their page fetches the schema without the token
+    open_paths = {app.docs_url, app.redoc_url, app.openapi_url, app.swagger_ui_oauth2_redirect_url}
+
     @app.middleware("http")
     async def check_token(request: Request, call_next: Any) -> Response:
+        if request.url.path in open_paths:
+            return await call_next(request)
         header = request.headers.get("authorization", "")
         given = header[7:] if header.lower().startswith("bearer ") else request.query_params.get("token", "")
         if not hmac.compare_digest(given.encode(), expected):

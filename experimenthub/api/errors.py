@@ -6,11 +6,15 @@ these handlers. Every answer carries a ``detail`` a person can act on.
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from .. import errors
+
+log = logging.getLogger(__name__)
 
 STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
     # most specific first: NoData is a DataError
@@ -63,6 +67,14 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=422)
 
 
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """A bug of ours, not the client's: still JSON with a detail, and the traceback in the log."""
+    log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"detail": f"Internal error ({type(exc).__name__}: {exc}); this is a bug of the "
+                                   f"ExperimentHub server, the request may be retried"}, status_code=500)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.ExperimentHubError, _hub_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)

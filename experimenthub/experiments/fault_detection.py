@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..config import check_keys, choice, number, optional_str, parse_common, parse_retrain
 from ..errors import DataError, InvalidConfig, NoData, NotReady
+from ..tables import parse_timestamps
 from . import fault_figures
 from .base import Evaluation, ExperimentType, ParamSpec, Progress
 
@@ -197,13 +198,7 @@ class FaultDetectionExperiment(ExperimentType):
             if ds not in frame.columns:
                 raise DataError(f"timestamp column {ds!r} (setup.ds) not found; available columns: "
                                 f"{', '.join(map(str, frame.columns))}", ds)
-            if not pd.api.types.is_datetime64_any_dtype(frame[ds]):
-                parsed = pd.to_datetime(frame[ds], errors="coerce")
-                bad = parsed.isna() & frame[ds].notna()
-                if bad.any():
-                    raise DataError(f"column {ds!r} has {int(bad.sum())} value(s) that are not timestamps, "
-                                    f"e.g. {frame[ds][bad].iloc[0]!r}", ds)
-                frame[ds] = parsed
+            frame[ds] = parse_timestamps(frame[ds], ds)
             if frame[ds].isna().any():
                 raise DataError(f"column {ds!r} has {int(frame[ds].isna().sum())} missing timestamp(s)", ds)
         features = features or self._features(frame)
@@ -212,6 +207,8 @@ class FaultDetectionExperiment(ExperimentType):
             raise DataError(f"feature column(s) not found: {', '.join(map(repr, absent))}; available "
                             f"columns: {', '.join(map(str, frame.columns))}", absent[0])
         for column in features:
+            if frame[column].isna().all():  # nothing sent for it: numbers-to-be, the missing policy decides
+                frame[column] = frame[column].astype(float)
             if not pd.api.types.is_numeric_dtype(frame[column]):
                 raise DataError(f"feature column {column!r} is not numeric (dtype {frame[column].dtype}); "
                                 f"convert it or leave it out of setup.features", column)

@@ -79,10 +79,20 @@ class TimeSeriesExperiment(ExperimentType):
                 raise InvalidConfig(
                     f"not a Prophet parameter; choices: {', '.join(sorted(known))}", f"create_model.params.{name}"
                 )
+        _check_prophet_params(params)
         try:
             _build_prophet(params)
         except (ValueError, TypeError) as exc:
             raise InvalidConfig(f"Prophet rejected the parameters: {exc}", "create_model.params") from exc
+        if setup["ds"] == setup["target"]:
+            raise InvalidConfig(f"ds and target are both {setup['ds']!r}; they must be two columns", "setup.target")
+        reserved = {setup["ds"], setup["target"], "ds", "y", "cap", "floor"}
+        for regressor in regressors:
+            if regressor in reserved:
+                raise InvalidConfig(f"{regressor!r} cannot be a regressor (it is the timestamp, the target or a "
+                                    f"name Prophet reserves)", "setup.regressors")
+        if setup["country_holidays"]:
+            _check_country(setup["country_holidays"])
 
         forecast = config["forecast"]
         check_keys(forecast, ("horizon", "freq", "seed"), "forecast")
@@ -131,7 +141,11 @@ class TimeSeriesExperiment(ExperimentType):
         if len(frame) == 0:
             raise NoData("the training data has 0 rows; send at least 2 rows with "
                          f"columns {ds!r} and {target!r}")
-        needed = [ds, target, *setup["regressors"]]
+        if self._bounds() and "cap" not in frame.columns:
+            raise DataError("growth 'logistic' needs a 'cap' column (the capacity the series saturates at) in "
+                            "the data, and optionally 'floor'", "cap")
+        self.learned["floor"] = bool(self._bounds()) and "floor" in frame.columns
+        needed = [ds, target, *setup["regressors"], *self._bounds()]
         absent = [c for c in needed if c not in frame.columns]
         if absent:
             raise DataError(
@@ -139,16 +153,18 @@ class TimeSeriesExperiment(ExperimentType):
                 f"Set setup.ds / setup.target to the right names.", absent[0])
         frame = frame.copy()
         frame[ds] = _parse_ds(frame[ds], ds)
-        for column in (target, *setup["regressors"]):
+        for column in (target, *setup["regressors"], *self._bounds()):
             frame[column] = _numeric(frame[column], column)
         frame = _handle_missing(frame, [ds, target, *setup["regressors"]], setup["missing"], ds)
         if frame[target].notna().sum() < 2:
             raise DataError(f"need at least 2 non-missing values of {target!r} to fit a forecast", target)
+        if frame.loc[frame[target].notna(), ds].nunique() < 2:
+            raise DataError(f"need at least 2 distinct timestamps in {ds!r} to fit a forecast", ds)
         return frame.sort_values(ds, kind="stable").reset_index(drop=True)
 
     def _model_frame(self, frame: pd.DataFrame, with_target: bool) -> pd.DataFrame:
         setup = self.config["setup"]
-        columns = {setup["ds"]: "ds", **{r: r for r in setup["regressors"]}}
+        columns = {setup["ds"]: "ds", **{r: r for r in setup["regressors"]}, **{c: c for c in self._bounds()}}
         if with_target:
             columns[setup["target"]] = "y"
         return frame[list(columns)].rename(columns=columns)
@@ -165,10 +181,10 @@ class TimeSeriesExperiment(ExperimentType):
             model.add_country_holidays(setup["country_holidays"])
         history = self._model_frame(data, with_target=True)
         # MCMC fits draw a progress bar per chain unless told not to (optimisation takes no such flag)
-        quiet = {"show_progress": False} if self.config["create_model"]["params"].get("mcmc_samples") else {}
+        quiet = {"show_progress": False} if self.config["create_model"]["params"].get("mcmc_samples", 0) > 0 else {}
         model.fit(history, **quiet)
         self.model = model
-        self.learned = {"freq": self.config["forecast"]["freq"] or infer_freq(model.history["ds"])}
+        self.learned["freq"] = self.config["forecast"]["freq"] or infer_freq(model.history["ds"])
         progress("evaluating", 0.6)
         import pandas as pd
 
@@ -198,19 +214,27 @@ class TimeSeriesExperiment(ExperimentType):
             raise DataError(f"column {ds!r} has missing timestamps", ds)
         for column in setup["regressors"]:
             frame[column] = _numeric(frame[column], column)
-        model_input = frame[[ds, *setup["regressors"]]].rename(columns={ds: "ds"})
+        for column in self._bounds():  # capacities not sent: the last one trained on holds
+            frame[column] = _numeric(frame[column], column) if column in frame else self.model.history[column].iloc[-1]
+        model_input = frame[[ds, *setup["regressors"], *self._bounds()]].rename(columns={ds: "ds"})
         forecast = self._forecast(model_input)
         if target is None:
             return _output(forecast)
         actual = _numeric(frame[target], target).reset_index(drop=True)
         return _output(self._flag(forecast, actual))
 
+    def _bounds(self) -> list[str]:
+        """Logistic growth's capacity columns: 'cap' (required) and 'floor' (if trained with one)."""
+        if self.config["create_model"]["params"].get("growth") != "logistic":
+            return []
+        return ["cap", "floor"] if self.learned.get("floor") else ["cap"]
+
     def _future(self) -> pd.DataFrame:
         horizon, freq = self.config["forecast"]["horizon"], self.learned["freq"]
         future = self.model.make_future_dataframe(periods=horizon, freq=freq, include_history=False)
-        for regressor in self.config["setup"]["regressors"]:
-            # future regressor values are unknown: hold the last observed value
-            future[regressor] = self.model.history[regressor].iloc[-1]
+        for column in (*self.config["setup"]["regressors"], *self._bounds()):
+            # future regressor (and capacity) values are unknown: hold the last observed value
+            future[column] = self.model.history[column].iloc[-1]
         return future
 
     def _forecast(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -295,10 +319,51 @@ def _check_freq(freq: str) -> None:
     from pandas.tseries.frequencies import to_offset
 
     try:
-        to_offset(freq)
+        offset = to_offset(freq)
     except ValueError as exc:
         raise InvalidConfig(f"not a pandas frequency alias ({exc}); examples: 'D', 'h', '15min', 'W', 'MS'",
                             "forecast.freq") from exc
+    if offset.n <= 0:
+        raise InvalidConfig(f"must step forward in time; got {freq!r}", "forecast.freq")
+
+
+_POSITIVE = ("seasonality_prior_scale", "holidays_prior_scale", "changepoint_prior_scale")
+_COUNTS = ("mcmc_samples", "n_changepoints", "uncertainty_samples")
+_SEASONALITIES = ("yearly_seasonality", "weekly_seasonality", "daily_seasonality")
+
+
+def _check_prophet_params(params: dict[str, Any]) -> None:
+    """The ranges Prophet itself leaves to its optimiser to trip over (a Stan failure, late)."""
+    def fail(name: str, what: str) -> None:
+        raise InvalidConfig(f"must be {what}; got {params[name]!r}", f"create_model.params.{name}")
+
+    def real(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    for name in _POSITIVE:
+        if name in params and not (real(params[name]) and params[name] > 0):
+            fail(name, "a number above 0")
+    for name in _COUNTS:
+        if name in params and not (isinstance(params[name], int) and not isinstance(params[name], bool)
+                                   and params[name] >= 0):
+            fail(name, "an integer >= 0")
+    for name, low, high in (("interval_width", 0, 1), ("changepoint_range", 0, 1)):
+        if name in params and not (real(params[name]) and low < params[name] <= high):
+            fail(name, f"a number in ({low}, {high}]")
+    for name in _SEASONALITIES:
+        value = params.get(name, "auto")
+        if not (value == "auto" or isinstance(value, bool) or (isinstance(value, int) and value >= 0)):
+            fail(name, "'auto', true, false or a Fourier order (an integer >= 0)")
+
+
+def _check_country(code: str) -> None:
+    import holidays
+
+    try:
+        holidays.country_holidays(code)
+    except NotImplementedError as exc:
+        raise InvalidConfig(f"no holidays known for country {code!r}; use an ISO code such as 'US', 'DE', 'FR'",
+                            "setup.country_holidays") from exc
 
 
 def infer_freq(ds: pd.Series) -> str:
@@ -315,16 +380,9 @@ def infer_freq(ds: pd.Series) -> str:
 
 
 def _parse_ds(values: pd.Series, column: str) -> pd.Series:
-    import pandas as pd
+    from ..tables import parse_timestamps
 
-    try:
-        parsed = pd.to_datetime(values, errors="raise", format="mixed")
-    except (ValueError, TypeError, OverflowError) as exc:
-        bad = _first_bad(values, lambda v: pd.to_datetime(v))
-        raise DataError(f"column {column!r} must hold timestamps; cannot parse {bad!r} ({exc})", column) from exc
-    if getattr(parsed.dt, "tz", None) is not None:
-        parsed = parsed.dt.tz_convert(None)  # Prophet wants naive timestamps
-    return parsed
+    return parse_timestamps(values, column)  # naive: Prophet wants naive timestamps
 
 
 def _numeric(values: pd.Series, column: str) -> pd.Series:

@@ -188,13 +188,14 @@ class MlflowTracking:
             experiment = self.client.get_experiment(run.info.experiment_id)
         return _info(run, experiment.name)
 
-    def runs(self, experiment: str, max_results: int = 50) -> list[RunInfo]:
-        """Runs of ``experiment``, newest first."""
+    def runs(self, experiment: str, max_results: int = 50, finished_only: bool = False) -> list[RunInfo]:
+        """Runs of ``experiment``, newest first (only FINISHED ones with ``finished_only``)."""
         experiment_id = self.experiment_id(experiment)
         if experiment_id is None:
             return []
         with self._errors(f"list runs of {experiment!r} in"):
             found = self.client.search_runs([experiment_id], order_by=["attributes.start_time DESC"],
+                                            filter_string="attributes.status = 'FINISHED'" if finished_only else "",
                                             max_results=max_results)
         return [_info(run, experiment) for run in found]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from helpers import free_port, stop_process_group
+from helpers import free_port, stop_process_group, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -76,7 +76,10 @@ def test_create_and_train_by_clicking(voila, browser):
     try:
         server_url = page.locator(".eh-server-url").inner_text(timeout=30_000)
         api = re.search(r"http://127\.0\.0\.1:\d+", server_url).group(0)
-        assert requests.get(api + "/health", timeout=10).json()["mlops"]["healthy"] is True
+        # a new kernel's MLflow says "starting" while it creates its database, then connected
+        health = wait_for(lambda: (h := requests.get(api + "/health", timeout=10).json())["mlops"]["details"]
+                          ["status"] != "starting" and h, 120, "MLflow to finish starting")
+        assert health["mlops"]["healthy"] is True and health["datastream"]["healthy"] is True
 
         page.locator(".eh-create-button button, button.eh-create-button").first.click()
         page.wait_for_selector(".eh-figure.js-plotly-plot", timeout=240_000)  # plotly's div is the widget's
