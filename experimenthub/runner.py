@@ -14,7 +14,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from . import records
-from .errors import Busy
+from .errors import Busy, ExperimentNotFound
 from .experiment import BUSY_STATES, Experiment, now
 
 if TYPE_CHECKING:
@@ -37,6 +37,12 @@ class TrainingRunner:
         from .training import train
 
         with experiment._lock:
+            if self._hub.experiments.get(experiment.name) is not experiment:
+                # deleted (or replaced by a load) since the caller looked it up: train nothing. A
+                # delete after this point waits for this lock, then cancels the job started here.
+                if batch:
+                    batch.nack()
+                raise ExperimentNotFound(experiment.name, self._hub.experiments)
             if experiment._state in BUSY_STATES and experiment._job is not None:
                 if batch:
                     batch.nack()
