@@ -183,7 +183,9 @@ class Panel(w.VBox):
             self._reveal.add(name)
         self.experiment_list.update(name)
         self.select(name)
-        self.tabs.selected_index = TAB_OVERVIEW
+        with self._lock:  # the "ready" event may have revealed the figures already: keep them shown
+            if name in self._reveal:
+                self.tabs.selected_index = TAB_OVERVIEW
         self._maybe_reveal(name)
 
     def _loaded(self, name: str, run_id: str) -> None:
@@ -203,8 +205,8 @@ class Panel(w.VBox):
             if status is None or status.name != name or status.state not in ("ready", "failed", "stopped"):
                 return
             self._reveal.discard(name)
-        if status.state == "ready" and self.tabs.selected_index == TAB_OVERVIEW:
-            self.tabs.selected_index = TAB_FIGURES
+            if status.state == "ready" and self.tabs.selected_index in (TAB_CREATE, TAB_OVERVIEW):
+                self.tabs.selected_index = TAB_FIGURES  # under the lock: _created cannot undo it
 
     # -- hub events (the hub's threads: set traits, hand slow work on) ----------------------------------
     def _on_event(self, event: Any) -> None:
