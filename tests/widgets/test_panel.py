@@ -84,7 +84,8 @@ def test_create_from_sample_trains_shows_forecast_runs_and_loads(embedded_hub, m
     wait_for(lambda: len(app.figure.data) > 0 and app.figures.shown == (name, "forecast"), 30, "the forecast")
     assert app.figure_picker.value == "forecast"
     assert {"forecast", "components", "anomalies"} <= set(app.figure_picker.options)
-    assert app.tabs.selected_index == 2  # the figures tab opens when it is ready
+    # the figures tab opens when it is ready (switched from the event's thread, maybe a moment later)
+    wait_for(lambda: app.tabs.selected_index == 2, 10, "the figures tab")
     wait_for(lambda: len(app.eda_figure.data) > 0, 30, "an EDA figure")
     assert app.create_name.value == "prophet_daily-2"  # the next suggestion
     assert app.error.value == ""
