@@ -80,14 +80,16 @@ def test_create_from_sample_trains_shows_forecast_runs_and_loads(embedded_hub, m
     app.create_button.click()
     name = "prophet_daily-1"
     wait_for(lambda: row_state(app, name) == ("ready", 1.0), 60, "the new row to be ready")
-    assert app.selected == name and app.state.value == "ready" and app.progress.value == 1.0
+    # the row and the overview are updated one after the other by the same event: wait for both
+    wait_for(lambda: app.selected == name and app.state.value == "ready" and app.progress.value == 1.0, 10,
+             "the overview to show it ready")
     wait_for(lambda: len(app.figure.data) > 0 and app.figures.shown == (name, "forecast"), 30, "the forecast")
     assert app.figure_picker.value == "forecast"
     assert {"forecast", "components", "anomalies"} <= set(app.figure_picker.options)
     # the figures tab opens when it is ready (switched from the event's thread, maybe a moment later)
     wait_for(lambda: app.tabs.selected_index == 2, 10, "the figures tab")
     wait_for(lambda: len(app.eda_figure.data) > 0, 30, "an EDA figure")
-    assert app.create_name.value == "prophet_daily-2"  # the next suggestion
+    wait_for(lambda: app.create_name.value == "prophet_daily-2", 10, "the next name suggestion")
     assert app.error.value == ""
 
     # predict the horizon ahead: the forecast figure follows (a figures_updated event)
@@ -127,13 +129,12 @@ def test_experiment_created_elsewhere_appears_and_deletion_removes_it(
     thread.join()
     # pushed by the hub's event (the latency is measured in benchmarks/bench_panel.py, not asserted)
     wait_for(lambda: "sales" in app.experiment_list.rows, 10, "the row of an experiment created elsewhere")
-    assert app.selected == "sales"  # nothing was selected: the first experiment is
+    wait_for(lambda: app.selected == "sales", 10, "the first experiment to be selected")
 
     thread = threading.Thread(target=embedded_hub.delete, args=("sales",))
     thread.start()
     thread.join()
-    wait_for(lambda: "sales" not in app.experiment_list.rows, 10, "the row to go")
-    assert app.selected is None
+    wait_for(lambda: "sales" not in app.experiment_list.rows and app.selected is None, 10, "the row to go")
 
     # and through the panel's own delete button (two clicks: the first asks to confirm)
     embedded_hub.create_experiment("other", "time_series", SEED_CONFIG, data=daily)
