@@ -66,16 +66,22 @@ def delete(*queues: str) -> None:
 
 
 # -- training from a queue ------------------------------------------------------------------------------
-def plain_drain(queue: str, count: int) -> float:
-    connection = connect()
-    channel = connection.channel()
-    got: list[bytes] = []
-    start = time.perf_counter()
+def _take(connection, channel, queue: str, count: int) -> list[tuple[int, bytes]]:
+    """Plain pika: consume ``count`` messages with a prefetch of ``count`` (not acked yet)."""
+    got: list[tuple[int, bytes]] = []
     channel.basic_qos(prefetch_count=count)
     tag = channel.basic_consume(queue, lambda ch, method, props, body: got.append((method.delivery_tag, body)))
     while len(got) < count:
         connection.process_data_events(time_limit=1)
     channel.basic_cancel(tag)
+    return got
+
+
+def plain_drain(queue: str, count: int) -> float:
+    connection = connect()
+    channel = connection.channel()
+    start = time.perf_counter()
+    got = _take(connection, channel, queue, count)
     channel.basic_ack(got[-1][0], multiple=True)
     channel.basic_qos(prefetch_count=0)  # a round trip: the ack was processed
     elapsed = time.perf_counter() - start
@@ -90,13 +96,8 @@ def plain_drain_to_frame(queue: str, count: int, impl) -> float:
 
     connection = connect()
     channel = connection.channel()
-    got: list[tuple[int, bytes]] = []
     start = time.perf_counter()
-    channel.basic_qos(prefetch_count=count)
-    tag = channel.basic_consume(queue, lambda ch, method, props, body: got.append((method.delivery_tag, body)))
-    while len(got) < count:
-        connection.process_data_events(time_limit=1)
-    channel.basic_cancel(tag)
+    got = _take(connection, channel, queue, count)
     records: list[dict] = []
     for _, body in got:
         records.extend(json.loads(body))

@@ -360,12 +360,11 @@ class Hub:
         try:
             result = impl.predict(frame)
         except Exception as exc:
-            if batch:
-                queued.settle_failed(batch, exc)
-            if isinstance(exc, ExperimentHubError):
-                raise
             # the model choked on the rows it was given: a data problem, said in the model's words
-            raise DataError(f"Could not predict on these rows: {type(exc).__name__}: {exc}") from exc
+            error = _predict_failed(batch, exc, "predict on")
+            if error is exc:
+                raise
+            raise error from exc
         try:  # the queued message is acknowledged only once the prediction is recorded
             with experiment._lock:
                 if experiment._impl is not impl:  # retrained meanwhile: these predictions are stale
@@ -384,11 +383,10 @@ class Hub:
                 check = self._check_policy(experiment, impl, history)
                 experiment._set(**changes)
         except Exception as exc:
-            if batch:
-                queued.settle_failed(batch, exc)
-            if isinstance(exc, ExperimentHubError):
+            error = _predict_failed(batch, exc, "record the predictions of")
+            if error is exc:
                 raise
-            raise DataError(f"Could not record the predictions of these rows: {type(exc).__name__}: {exc}") from exc
+            raise error from exc
         if batch:
             batch.ack()
         self._publish("predictions", name, rows=len(result))
@@ -683,6 +681,16 @@ def _default_datastream(settings: Settings) -> DatastreamPlugin:
     from .plugins.memory_stream import MemoryDatastream
 
     return MemoryDatastream()
+
+
+def _predict_failed(batch: Batch | None, exc: Exception, doing: str) -> Exception:
+    """Settle a queued batch whose predict failed (see queued.settle_failed) and return the error to
+    raise: the hub's own as is, anything else as a DataError in the library's words."""
+    if batch:
+        queued.settle_failed(batch, exc)
+    if isinstance(exc, ExperimentHubError):
+        return exc
+    return DataError(f"Could not {doing} these rows: {type(exc).__name__}: {exc}")
 
 
 def _timestamp(seconds: float | None) -> Any:
