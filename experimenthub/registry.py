@@ -49,6 +49,10 @@ class ExperimentTypeRegistry:
             self._classes[name] = cls
             self._refs[name] = (cls.__module__, cls.__qualname__)
 
+    def builtin_names(self) -> list[str]:
+        """The types that ship with ExperimentHub (enabled or not)."""
+        return list(BUILTIN_TYPES)
+
     def names(self) -> list[str]:
         with self._lock:
             self._load_entry_points()

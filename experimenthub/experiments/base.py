@@ -51,6 +51,9 @@ class ExperimentType(abc.ABC):
     #: "process": fits run in a worker process that stop_training kills; "thread": in a job thread,
     #: stopped cooperatively (use for types defined in a notebook, which a worker cannot import).
     isolation: ClassVar[str] = "process"
+    #: the ``setup`` keys a create form edits with column pickers (others stay in the JSON editor);
+    #: a key named ``features`` is a list of columns, the others one column each
+    setup_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.config: dict[str, Any] = self.parse_config(config)
@@ -58,6 +61,18 @@ class ExperimentType(abc.ABC):
         #: JSON-able facts a fit learned besides the model (e.g. an inferred frequency); tracked
         #: with the run and restored by ``load``.
         self.learned: dict[str, Any] = {}
+
+    # -- warming up ------------------------------------------------------------------------
+    @classmethod
+    def warm_up(cls) -> None:
+        """Import what :meth:`parse_config` needs (called once, off the caller's thread, when a hub
+        starts), so that the first create does not pay for it. The default does nothing."""
+
+    @classmethod
+    def rehearsals(cls) -> list[tuple[dict[str, Any], pd.DataFrame]]:
+        """Small ``(config, data)`` pairs a worker fits once before it forks jobs, so that no job
+        pays for first-use set-up of the libraries (plotting validators, a backend). Default none."""
+        return []
 
     # -- config and data -------------------------------------------------------------------
     @classmethod

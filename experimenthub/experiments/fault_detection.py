@@ -73,6 +73,18 @@ class FaultDetectionExperiment(ExperimentType):
     model_types: ClassVar[tuple[str, ...]] = ("PCA", "IsolationForest", "EllipticEnvelope",
                                               "LocalOutlierFactor")
     retrain_metrics: ClassVar[tuple[str, ...]] = ("anomaly_rate",)
+    setup_keys: ClassVar[tuple[str, ...]] = ("ds", "features", "label")
+
+    @classmethod
+    def rehearsals(cls) -> list[tuple[dict[str, Any], pd.DataFrame]]:
+        import numpy as np
+        import pandas as pd
+
+        rng = np.random.default_rng(0)
+        stamps = pd.date_range("2020-01-01", periods=60, freq="D")
+        table = pd.DataFrame(rng.normal(size=(60, 16)), columns=list("abcdefghijklmnop")).assign(ds=stamps)
+        return [({"create_model": {"model_type": model_type, "params": {}}}, table)
+                for model_type in ("PCA", "IsolationForest")]
 
     # -- config ------------------------------------------------------------------------------
     @classmethod

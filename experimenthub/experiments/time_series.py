@@ -57,6 +57,25 @@ class TimeSeriesExperiment(ExperimentType):
     type_name: ClassVar[str] = "time_series"
     model_types: ClassVar[tuple[str, ...]] = ("Prophet",)
     retrain_metrics: ClassVar[tuple[str, ...]] = ("mae", "rmse", "mape", "anomaly_rate")
+    setup_keys: ClassVar[tuple[str, ...]] = ("ds", "target")
+
+    @classmethod
+    def warm_up(cls) -> None:
+        prophet_parameters()  # validating a config reads Prophet's signature: imports prophet
+
+    @classmethod
+    def rehearsals(cls) -> list[tuple[dict[str, Any], pd.DataFrame]]:
+        import numpy as np
+        import pandas as pd
+
+        rng = np.random.default_rng(0)
+
+        def series(periods: int, freq: str) -> pd.DataFrame:  # long enough for every seasonality
+            stamps = pd.date_range("2020-01-01", periods=periods, freq=freq)
+            return pd.DataFrame({"ds": stamps, "y": np.sin(np.arange(periods) / 5) + rng.normal(0, 0.1, periods)})
+
+        config = {"create_model": {"model_type": "Prophet", "params": {}}}
+        return [(config, series(800, "D")), (config, series(24 * 15, "h"))]
 
     @classmethod
     def parse_config(cls, config: Any) -> dict[str, Any]:
