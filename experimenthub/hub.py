@@ -640,6 +640,11 @@ class Hub:
     def watching(self, name: str) -> bool:
         return self._streaming().watching(name)
 
+    def watcher_status(self, name: str) -> dict[str, Any] | None:
+        """Counts of the streaming watcher of ``name`` (``watching``, ``predicted``, ``rejected``,
+        ``requeued``, ``last_error``); None when it was never watched."""
+        return self._streaming().status(name)
+
     def _streaming(self) -> Streaming:
         from .streaming import Streaming
 
