@@ -16,6 +16,12 @@ if TYPE_CHECKING:
 
 
 class ExperimentHub(Hub):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from .api.paths import RESERVED_FIRST_SEGMENTS
+
+        kwargs.setdefault("reserved_names", RESERVED_FIRST_SEGMENTS)  # the REST API's own first segments
+        super().__init__(*args, **kwargs)
+
     def serve(self, host: str | None = None, port: int | None = None, token: str | None = None) -> RunningServer:
         """Serve the REST API from a background thread of this process (a kernel, a script).
 

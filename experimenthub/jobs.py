@@ -124,6 +124,10 @@ class WorkerJob:
     def cancelled(self) -> bool:
         return self._cancelled.is_set()
 
+    @property
+    def where(self) -> str | None:
+        return "local"
+
     def run(self) -> Any:
         """Run to completion in the calling thread; raise JobCancelled or JobError."""
         if self._cancelled.is_set():
@@ -189,6 +193,14 @@ class WorkerJob:
         if self._cancelled.is_set():
             raise JobCancelled()
         return result
+
+
+def isolation_of(cls: type) -> str:
+    """Worker processes import the type by module; types living in ``__main__`` (a notebook) cannot
+    be imported there, so they run in a thread and stop cooperatively."""
+    if getattr(cls, "isolation", "process") == "thread" or cls.__module__ in ("__main__", "__mp_main__"):
+        return "thread"
+    return "process"
 
 
 def _kill_group(pid: int) -> None:

@@ -1,172 +1,228 @@
 """A training job's life, from the caller's thread to the experiment being ready and logged.
 
-``TrainingRunner.start`` moves the experiment to ``training`` and starts a job thread; the thread
-fits in a worker (:mod:`experimenthub.jobs`) while it opens the MLflow run in parallel, then
-publishes the results (``ready``), acknowledges the queue messages the training used, and writes
-the run's results behind (``tracking: logging -> logged``). A stop or a failure at any point ends
-the run KILLED / FAILED and puts the messages back in the queue.
+``TrainingRunner.start`` moves the experiment to ``training`` (stage ``queued``) and hands the job
+to the admission queue. Once a slot is free the job gets a thread: it fits through the executor
+while it opens the MLflow run in parallel, then publishes the results (``ready``), acknowledges the
+queue messages the training used, frees its slot and writes the run's results behind
+(``tracking: logging -> logged``). A stop or a failure at any point ends the run KILLED / FAILED
+and puts the messages back in the queue; a job stopped while queued never starts.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import records
-from .errors import Busy, ExperimentNotFound
-from .experiment import BUSY_STATES, Experiment, now
+from .admission import JobQueue, Ticket
+from .events import Event
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .executor import Executor, WorkItem
+    from .experiment import Experiment
     from .experiments.base import ExperimentType
-    from .hub import Hub
-    from .plugins.protocols import Batch, RunInfo
+    from .plugins.protocols import Batch, RunInfo, TrackingPlugin
 
 log = logging.getLogger(__name__)
 
+Publish = Callable[[list[Event]], None]
+
+
+class TrainingJob:
+    """One training: the executor's work item and its place in the admission queue (the
+    experiment's :class:`~experimenthub.experiment.Job`)."""
+
+    def __init__(self, work: WorkItem, queue: JobQueue) -> None:
+        self.work = work
+        self._queue = queue
+        self._ticket: Ticket | None = None
+        self._started = False
+
+    def enqueue(self, start: Callable[[], None], dropped: Callable[[], None]) -> None:
+        self._ticket = self._queue.submit(self._starting(start), dropped)
+
+    def _starting(self, start: Callable[[], None]) -> Callable[[], None]:
+        def begin() -> None:
+            self._started = True
+            start()
+        return begin
+
+    def release(self) -> None:
+        """The job no longer needs its slot (its fit is over)."""
+        if self._ticket is not None:
+            self._queue.release(self._ticket)
+
+    @property
+    def cancelled(self) -> bool:
+        return self.work.cancelled
+
+    def cancel(self) -> None:
+        self.work.cancel()
+        if self._ticket is not None:
+            self._queue.cancel(self._ticket)  # a queued job leaves the queue without starting
+
+    @property
+    def queue_position(self) -> int | None:
+        return None if self._ticket is None else self._queue.position(self._ticket)
+
+    @property
+    def where(self) -> str | None:
+        return self.work.where if self._started else None
+
 
 class TrainingRunner:
-    def __init__(self, hub: Hub) -> None:
-        self._hub = hub
+    def __init__(self, tracking: TrackingPlugin, executor: Executor, queue: JobQueue, publish: Publish) -> None:
+        self._tracking = tracking
+        self._executor = executor
+        self._queue = queue
+        self._publish = publish
+        self._lock = threading.Lock()
+        self._threads: dict[Experiment, threading.Thread] = {}  # each experiment's latest job thread
 
-    def start(self, experiment: Experiment, impl: ExperimentType, frame: pd.DataFrame,
+    def start(self, experiment: Experiment, type_instance: ExperimentType, frame: pd.DataFrame,
               batch: Batch | None, kind: str) -> None:
-        from .jobs import WorkerJob
+        """Queue a training of ``experiment``; ExperimentNotFound when it left the hub meanwhile
+        (a delete waits for the experiment's lock, then cancels the job queued here), Busy when a
+        job owns it. The batch's messages go back to their queue when the job does not succeed."""
         from .training import train
 
-        with experiment._lock:
-            if self._hub.experiments.get(experiment.name) is not experiment:
-                # deleted (or replaced by a load) since the caller looked it up: train nothing. A
-                # delete after this point waits for this lock, then cancels the job started here.
-                if batch:
-                    batch.nack()
-                raise ExperimentNotFound(experiment.name, self._hub.experiments)
-            if experiment._state in BUSY_STATES and experiment._job is not None:
-                if batch:
-                    batch.nack()
-                raise Busy(f"Experiment {experiment.name!r} is already training")
-            previous = experiment._thread
-            experiment._runs += 1
-            number = experiment._runs
-            job = WorkerJob(train, (impl, frame), lambda k, p: self._on_message(experiment, job, k, p),
-                            isolation=isolation(type(impl)))
-            thread = threading.Thread(target=self._run, name=f"experimenthub-{kind}-{experiment.name}",
-                                      args=(experiment, job, impl, frame, batch, kind, number, previous),
-                                      daemon=True)
-            experiment._set(job=job, thread=thread, last_data=frame, state="training", stage="queued",
-                            progress=0.0, error=None, started=now(), ended=None, tracking=None)
-            status = experiment.status
-        self._hub._publish("state_changed", experiment.name, status=status.to_dict())
-        thread.start()
+        job: TrainingJob
 
-    def _on_message(self, experiment: Experiment, job: Any, kind: str, payload: Any) -> None:
-        with experiment._lock:
-            if experiment._job is not job or job.cancelled:
-                return
-            if kind == "progress":
-                stage, fraction = payload
-                experiment._set(stage=stage, progress=float(fraction))
-            elif kind == "eda":
-                experiment._set(eda=dict(payload))
+        def on_message(message_kind: str, payload: Any) -> None:
+            self._on_message(experiment, job, message_kind, payload)
+
+        job = TrainingJob(self._executor.work(train, (type_instance, frame), on_message, type(type_instance)),
+                          self._queue)
+        try:
+            number, events = experiment.queue(job, frame)
+        except Exception:
+            if batch:
+                batch.nack()
+            raise
+        self._publish(events)
+
+        def launch() -> None:
+            with self._lock:
+                previous = self._threads.get(experiment)
+                thread = threading.Thread(target=self._run, name=f"experimenthub-{kind}-{experiment.name}",
+                                          args=(experiment, job, type_instance, frame, batch, kind, number,
+                                                previous), daemon=True)
+                self._threads[experiment] = thread
+            thread.start()
+
+        def dropped() -> None:
+            if batch:
+                batch.nack()
+
+        job.enqueue(launch, dropped)
+
+    def settle(self, experiment: Experiment) -> None:
+        """Wait until the latest job of ``experiment`` is over, its write-behind logging included."""
+        with self._lock:
+            thread = self._threads.get(experiment)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def join(self, timeout: float) -> None:
+        """Wait (up to ``timeout`` s in all) for every job thread, write-behind logging included."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            threads = list(self._threads.values())
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _on_message(self, experiment: Experiment, job: TrainingJob, kind: str, payload: Any) -> None:
         if kind == "progress":
-            self._hub._publish("progress", experiment.name, stage=payload[0], progress=float(payload[1]))
+            stage, fraction = payload
+            self._publish(experiment.report_progress(job, stage, float(fraction)))
         elif kind == "eda":
-            self._hub._publish("figures_updated", experiment.name, kind="eda", names=list(payload))
+            self._publish(experiment.attach_eda(job, dict(payload)))
 
-    def _run(self, experiment: Experiment, job: Any, impl: ExperimentType, frame: pd.DataFrame,
+    def _run(self, experiment: Experiment, job: TrainingJob, type_instance: ExperimentType, frame: pd.DataFrame,
              batch: Batch | None, kind: str, number: int, previous: threading.Thread | None) -> None:
+        try:
+            self._train(experiment, job, type_instance, frame, batch, kind, number, previous)
+        finally:
+            job.release()
+            with self._lock:
+                if self._threads.get(experiment) is threading.current_thread():
+                    del self._threads[experiment]
+
+    def _train(self, experiment: Experiment, job: TrainingJob, type_instance: ExperimentType, frame: pd.DataFrame,
+               batch: Batch | None, kind: str, number: int, previous: threading.Thread | None) -> None:
         from .jobs import JobCancelled
 
-        tracking = self._hub.tracking
-        if previous is not None and previous is not threading.current_thread():
+        self._publish(experiment.begin(job))
+        if previous is not None:
             previous.join()  # the last run's write-behind logging finishes first: runs stay in order
-        self._on_message(experiment, job, "progress", ("tracking", 0.02))
+        self._publish(experiment.report_progress(job, "tracking", 0.02))
         # the MLflow run is opened while the worker fits, not before: tracking I/O stays off the
         # critical path; if it fails, the job is cancelled and the experiment fails with its error
         opened: dict[str, Any] = {}
 
         def open_run() -> None:
             try:
-                run = records.start(tracking, experiment.name, impl, frame, kind, number)
+                run = records.start(self._tracking, experiment.name, type_instance, frame, kind, number)
             except Exception as exc:
                 opened["error"] = exc
-                job.cancel()
+                job.work.cancel()
                 return
             opened["run"] = run
-            with experiment._lock:
-                if experiment._job is job:
-                    experiment._set(run_id=run.run_id, exp_id=run.experiment_id)
+            experiment.attach_run(job, run.run_id, run.experiment_id)
 
         opener = threading.Thread(target=open_run, name=f"experimenthub-run-{experiment.name}", daemon=True)
         opener.start()
         try:
-            output = job.run()
+            output = job.work.run()
             error: BaseException | None = None
         except JobCancelled:
             output, error = None, None
         except Exception as exc:
             output, error = None, exc
         opener.join()
-        run = opened.get("run")
+        run: RunInfo | None = opened.get("run")
         error = opened.get("error") or error
-        with experiment._lock:
-            current = experiment._job is job and output is not None and not job.cancelled and run is not None
-            if current:
-                experiment._set(impl=output.experiment, evaluation=output.evaluation, figures=output.figures,
-                                eda=output.eda, train_data=frame, predictions=None, new_rows=None,
-                                figures_stale=False, state="ready", stage="done", progress=1.0,
-                                ended=now(), tracking="logging")
-                status = experiment.status
-        if not current:
+        events = None
+        if output is not None and run is not None and not job.cancelled:
+            events = experiment.complete(job, output.experiment, output.evaluation, output.figures, output.eda,
+                                         frame)
+        if events is None:
             if batch:
                 batch.nack()
             self._end_run(run, "FAILED" if error is not None else "KILLED")
             if error is not None:
-                self._fail(experiment, job, error)
+                log.warning("training of %r failed: %s", experiment.name, error)
+                self._publish(experiment.fail(job, error))
             return  # stopped: stop_training / delete already moved the experiment on
+        assert run is not None
         if batch:
             batch.ack()
-        self._hub._publish("state_changed", experiment.name, status=status.to_dict())
-        self._hub._publish("figures_updated", experiment.name, kind="model", names=list(output.figures))
+        self._publish(events)
+        job.release()  # the fit is over: the next queued job may start while this run is written
         self._log_results(experiment, run, output)
 
     def _log_results(self, experiment: Experiment, run: RunInfo, output: Any) -> None:
         try:
-            records.finish(self._hub.tracking, run.run_id, output.experiment, output.evaluation,
-                           output.figures, output.eda)
+            records.finish(self._tracking, run.run_id, output.experiment, output.evaluation, output.figures,
+                           output.eda)
             outcome = "logged"
         except Exception as exc:
             log.warning("logging run %s of %r failed: %s", run.run_id, experiment.name, exc)
             outcome = f"failed: {exc}"
             self._end_run(run, "FAILED")
-        with experiment._lock:
-            if experiment._run_id == run.run_id:
-                experiment._set(tracking=outcome)
-        self._hub._publish("tracking", experiment.name, run_id=run.run_id, tracking=outcome)
+        self._publish(experiment.tracked(run.run_id, outcome))
 
     def _end_run(self, run: RunInfo | None, status: str) -> None:
         if run is None:
             return
         try:
-            self._hub.tracking.end_run(run.run_id, status)
+            self._tracking.end_run(run.run_id, status)
         except Exception:
             log.warning("could not mark run %s %s", run.run_id, status, exc_info=True)
-
-    def _fail(self, experiment: Experiment, job: Any, exc: BaseException) -> None:
-        with experiment._lock:
-            if experiment._job is not job:
-                return
-            experiment._set(state="failed", stage="failed", error=str(exc) or type(exc).__name__, ended=now())
-            status = experiment.status
-        log.warning("training of %r failed: %s", experiment.name, exc)
-        self._hub._publish("state_changed", experiment.name, status=status.to_dict())
-
-
-def isolation(cls: type) -> str:
-    """Worker processes import the type by module; types living in ``__main__`` (a notebook) cannot
-    be imported there, so they run in a thread and stop cooperatively."""
-    if getattr(cls, "isolation", "process") == "thread" or cls.__module__ in ("__main__", "__mp_main__"):
-        return "thread"
-    return "process"

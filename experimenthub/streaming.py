@@ -24,16 +24,32 @@ import logging
 import queue as queue_module
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import Busy, DataError, DatastreamError, ExperimentNotFound, NotReady
+from .events import Event
 from .tables import to_frame
 
 if TYPE_CHECKING:
-    from .hub import Hub
-    from .plugins.protocols import Batch
+    import pandas as pd
+
+    from .plugins.protocols import Batch, DatastreamPlugin
+    from .status import Status
 
 log = logging.getLogger(__name__)
+
+class StreamingHost(Protocol):
+    """What streaming needs of the hub: its datastream, predict, and whether an experiment exists."""
+
+    @property
+    def datastream(self) -> DatastreamPlugin: ...
+
+    def predict(self, name: str, data: Any = None) -> pd.DataFrame: ...
+
+    def status(self, name: str) -> Status:
+        """ExperimentNotFound for an unknown name."""
+
 
 RETRY_DELAY = 0.5  # seconds before a message that met a busy experiment goes back to the queue
 MAX_ATTEMPTS = 3  # unexpected predict failures of one message before it is dead-lettered
@@ -42,9 +58,11 @@ MAX_ATTEMPTS = 3  # unexpected predict failures of one message before it is dead
 class Watcher:
     """Consumes one experiment's queue and predicts each message; ``stop()`` returns within ~2 s."""
 
-    def __init__(self, hub: Hub, name: str, prefetch: int = 1, retry_delay: float = RETRY_DELAY) -> None:
+    def __init__(self, host: StreamingHost, name: str, on_gone: Callable[[Watcher], None], prefetch: int = 1,
+                 retry_delay: float = RETRY_DELAY) -> None:
         self.name = name
-        self._hub = hub
+        self._host = host
+        self._on_gone = on_gone
         self._prefetch = max(1, int(prefetch))
         self._retry_delay = retry_delay
         self._inbox: queue_module.Queue[Batch] = queue_module.Queue()
@@ -58,9 +76,9 @@ class Watcher:
         self._consumer: Any = None
 
     def start(self) -> None:
-        consume = getattr(self._hub.datastream, "consume", None)
+        consume = getattr(self._host.datastream, "consume", None)
         if consume is None:
-            raise DatastreamError(f"the datastream {type(self._hub.datastream).__name__} cannot consume "
+            raise DatastreamError(f"the datastream {type(self._host.datastream).__name__} cannot consume "
                                   f"continuously (it has no consume method); watch needs one")
         self._worker.start()
         try:
@@ -120,16 +138,14 @@ class Watcher:
             self._reject(batch, index, str(exc))
             return
         try:
-            self._hub.predict(self.name, frame)
+            self._host.predict(self.name, frame)
         except (Busy, NotReady) as exc:
             self.last_error = str(exc)
             self._requeue(batch)
         except ExperimentNotFound:
             batch.nack()
             log.warning("watching %r: the experiment was deleted; watching stops", self.name)
-            streams = self._hub._streams
-            if streams is not None:
-                threading.Thread(target=streams.forget, args=(self.name, self), daemon=True).start()
+            threading.Thread(target=self._on_gone, args=(self,), daemon=True).start()
             self._stopping.set()
         except DataError as exc:
             self._reject(batch, index, str(exc))
@@ -169,34 +185,35 @@ class Watcher:
 class Streaming:
     """The hub's watchers, one per experiment name."""
 
-    def __init__(self, hub: Hub) -> None:
-        self._hub = hub
+    def __init__(self, host: StreamingHost, publish: Callable[[list[Event]], None]) -> None:
+        self._host = host
+        self._publish = publish
         self._lock = threading.Lock()
         self._watchers: dict[str, Watcher] = {}
 
     def watch(self, name: str, prefetch: int = 1) -> bool:
         """Start watching; False if ``name`` is watched already."""
-        self._hub._get(name)  # ExperimentNotFound for an unknown name
+        self._host.status(name)  # ExperimentNotFound for an unknown name
         with self._lock:  # held while starting: concurrent watch() calls start one watcher, not several
             current = self._watchers.get(name)
             if current is not None and current.alive:
                 return False
             if current is not None:  # a dead watcher: make sure its consumer is gone before replacing it
                 current.stop(0.5)
-            watcher = self._watchers[name] = Watcher(self._hub, name, prefetch)
+            watcher = self._watchers[name] = Watcher(self._host, name, self.forget, prefetch)
             try:
                 watcher.start()
             except Exception:
                 del self._watchers[name]
                 raise
-        self._hub._publish("state_changed", name, watching=True)
+        self._publish([Event("state_changed", name, {"watching": True})])
         return True
 
-    def forget(self, name: str, watcher: Watcher) -> None:
+    def forget(self, watcher: Watcher) -> None:
         """A watcher whose experiment went away stops itself; only that watcher is removed."""
         with self._lock:
-            if self._watchers.get(name) is watcher:
-                del self._watchers[name]
+            if self._watchers.get(watcher.name) is watcher:
+                del self._watchers[watcher.name]
         watcher.stop(2.0)
 
     def unwatch(self, name: str, timeout: float = 2.0) -> bool:
@@ -206,7 +223,7 @@ class Streaming:
         if watcher is None:
             return False
         watcher.stop(timeout)
-        self._hub._publish("state_changed", name, watching=False)
+        self._publish([Event("state_changed", name, {"watching": False})])
         return True
 
     def watching(self, name: str) -> bool:

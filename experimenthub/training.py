@@ -7,9 +7,10 @@ evaluation on the training data and the model figures. Figures travel back as Pl
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .experiments.base import Evaluation, ExperimentType
+from .figures import to_json as figures_to_json
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -23,10 +24,6 @@ class TrainingOutput:
     evaluation: Evaluation
     figures: dict[str, str]
     eda: dict[str, str]
-
-
-def figures_to_json(figures: dict[str, Any]) -> dict[str, str]:
-    return {name: figure.to_json() for name, figure in figures.items()}
 
 
 def train(experiment: ExperimentType, data: pd.DataFrame, report: Report) -> TrainingOutput:

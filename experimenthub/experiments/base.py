@@ -67,6 +67,7 @@ class ExperimentType(abc.ABC):
     def warm_up(cls) -> None:
         """Import what :meth:`parse_config` needs (called once, off the caller's thread, when a hub
         starts), so that the first create does not pay for it. The default does nothing."""
+        return None
 
     @classmethod
     def rehearsals(cls) -> list[tuple[dict[str, Any], pd.DataFrame]]:

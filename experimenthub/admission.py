@@ -1,0 +1,94 @@
+"""Admission control: at most ``capacity`` training jobs run at once, the rest wait in FIFO order.
+
+A job enters as a :class:`Ticket` holding two call-backs: ``start`` (called once a slot is free,
+on whichever thread freed it; it must return at once, e.g. by starting a thread) and
+``dropped`` (called when the ticket is cancelled before it started). A waiting ticket costs a
+list entry: nothing is forked or imported for it. ``release`` gives the slot to the next ticket.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from collections.abc import Callable
+
+
+class Ticket:
+    """One job's place in the queue."""
+
+    def __init__(self, start: Callable[[], None], dropped: Callable[[], None]) -> None:
+        self.on_start = start
+        self.on_drop = dropped
+        self.state = "waiting"  # waiting -> running -> released, or waiting -> dropped
+
+
+class JobQueue:
+    def __init__(self, capacity: int | None = None) -> None:
+        if capacity is not None and capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        self._capacity = capacity
+        self._lock = threading.Lock()
+        self._waiting: collections.deque[Ticket] = collections.deque()
+        self._running = 0
+
+    @property
+    def capacity(self) -> int | None:
+        """Jobs that may run at once (None: no limit)."""
+        return self._capacity
+
+    def submit(self, start: Callable[[], None], dropped: Callable[[], None]) -> Ticket:
+        """Queue a job; it starts now if a slot is free."""
+        ticket = Ticket(start, dropped)
+        with self._lock:
+            self._waiting.append(ticket)
+            ready = self._admit()
+        self._start_all(ready)
+        return ticket
+
+    def position(self, ticket: Ticket) -> int | None:
+        """Jobs ahead of a waiting ticket (0: it starts next); None once it left the queue."""
+        with self._lock:
+            if ticket.state != "waiting":
+                return None
+            for index, waiting in enumerate(self._waiting):
+                if waiting is ticket:
+                    return index
+            return None
+
+    def cancel(self, ticket: Ticket) -> bool:
+        """Drop a waiting ticket (its ``dropped`` call-back runs); False when it had started already."""
+        with self._lock:
+            if ticket.state != "waiting":
+                return False
+            self._waiting.remove(ticket)
+            ticket.state = "dropped"
+        ticket.on_drop()
+        return True
+
+    def release(self, ticket: Ticket) -> None:
+        """A running ticket's job no longer needs its slot: the next waiting one starts. Idempotent."""
+        with self._lock:
+            if ticket.state != "running":
+                return
+            ticket.state = "released"
+            self._running -= 1
+            ready = self._admit()
+        self._start_all(ready)
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return {"running": self._running, "waiting": len(self._waiting)}
+
+    def _admit(self) -> list[Ticket]:
+        ready = []
+        while self._waiting and (self._capacity is None or self._running < self._capacity):
+            ticket = self._waiting.popleft()
+            ticket.state = "running"
+            self._running += 1
+            ready.append(ticket)
+        return ready
+
+    @staticmethod
+    def _start_all(tickets: list[Ticket]) -> None:
+        for ticket in tickets:
+            ticket.on_start()

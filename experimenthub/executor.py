@@ -1,0 +1,69 @@
+"""Where a training job's function runs: the role (:class:`Executor`) and the local executor.
+
+An executor makes :class:`WorkItem` objects: ``run()`` blocks the calling thread until the
+function's result is back (raising :class:`~experimenthub.jobs.JobCancelled` or
+:class:`~experimenthub.jobs.JobError`), ``cancel()`` stops it at once from any thread, and
+``report(kind, payload)`` messages from the function reach ``on_message`` meanwhile. The local
+executor runs functions in killable children of the worker server (:mod:`experimenthub.jobs`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from .jobs import Report, WorkerJob, isolation_of
+from .jobs import warm_up as warm_up_worker_server
+
+
+class WorkItem(Protocol):
+    @property
+    def cancelled(self) -> bool: ...
+
+    @property
+    def where(self) -> str | None:
+        """Where it runs: ``"local"``, or a Dask worker's address; None before it started."""
+
+    def run(self) -> Any: ...
+
+    def cancel(self) -> None: ...
+
+
+class Executor(Protocol):
+    name: str
+
+    def work(self, fn: Callable[..., Any], args: tuple[Any, ...], on_message: Report, cls: type) -> WorkItem:
+        """A work item that runs ``fn(*args, report)`` for experiment type ``cls``."""
+
+    def warm_up(self) -> None: ...
+
+    def slots(self) -> int | None:
+        """How many jobs it can run at once (None: unknown)."""
+
+    def health(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+class LocalExecutor:
+    """Jobs in children of this machine's worker server (or, for types a worker cannot import,
+    in the calling thread)."""
+
+    name = "local"
+
+    def work(self, fn: Callable[..., Any], args: tuple[Any, ...], on_message: Report, cls: type) -> WorkItem:
+        return WorkerJob(fn, args, on_message, isolation=isolation_of(cls))
+
+    def warm_up(self) -> None:
+        warm_up_worker_server()
+
+    def slots(self) -> int | None:
+        import os
+
+        return os.cpu_count()
+
+    def health(self) -> dict[str, Any]:
+        return {"healthy": True, "details": {"executor": "local"}}
+
+    def close(self) -> None:
+        pass
