@@ -6,7 +6,7 @@ where its value came from. Environment variables (prefix ``EXPERIMENTHUB_``; emp
 unset; lists are comma-separated; booleans take true/false, 1/0, yes/no, on/off)::
 
     EXPERIMENTHUB_HOME              data directory (default ./.experimenthub, made absolute)
-    EXPERIMENTHUB_MLFLOW_URI        MLflow tracking URI; unset, the YAML key mlflow_uri, then
+    EXPERIMENTHUB_MLFLOW_URI        MLflow tracking URI; unset: the YAML key mlflow_uri, then
                                     MLFLOW_TRACKING_URI, then the embedded sqlite file HOME/mlflow.db
     EXPERIMENTHUB_RABBITMQ_URL      amqp:// URL; unset = the in-process datastream
     EXPERIMENTHUB_EXPERIMENT_TYPES  allowlist of enabled experiment types (unset = every registered type)
@@ -17,7 +17,7 @@ unset; lists are comma-separated; booleans take true/false, 1/0, yes/no, on/off)
     EXPERIMENTHUB_EXECUTOR          where trainings run: local (default) or dask
     EXPERIMENTHUB_DASK_ADDRESS      the dask scheduler's address (executor dask)
     EXPERIMENTHUB_TRACKING_WRITERS  threads writing to MLflow, >= 1 (default: chosen automatically)
-    EXPERIMENTHUB_DEFER_FIGURES     build figures after the training reports ready (default true)
+    EXPERIMENTHUB_DEFER_FIGURES     build a training's figures off its critical path (default true)
     EXPERIMENTHUB_TOKEN             the REST API's bearer token (never shown by repr or str)
     EXPERIMENTHUB_TOKEN_FILE        a file holding the token (stripped); given, it wins over TOKEN
     EXPERIMENTHUB_ALLOWED_HOSTS     Host header values the REST API accepts (default: none configured)
@@ -30,8 +30,8 @@ unset; lists are comma-separated; booleans take true/false, 1/0, yes/no, on/off)
     EXPERIMENTHUB_CONFIG            path of a YAML file with the same keys in lower case
 
 The YAML file maps those keys (``home``, ``mlflow_uri``, ..., without the prefix) to values; an
-unknown key, a null value aside (it counts as unset), is an error. Settings are passed to the hub,
-never read from a global.
+unknown key is an error and a null value counts as unset. Settings are passed to the hub, never
+read from a global.
 """
 
 from __future__ import annotations
