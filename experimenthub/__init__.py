@@ -25,13 +25,13 @@ from .errors import (
     TrainingFailed,
     UnknownExperimentType,
 )
-from .settings import Settings
 
 if TYPE_CHECKING:
     from .experiment import Experiment, Status
     from .experiments.base import ExperimentType
     from .faces import ExperimentHub
     from .hub import Hub
+    from .settings import Settings
 
 __version__ = "0.1.0"
 
@@ -45,6 +45,7 @@ _LAZY = {
     "Experiment": ("experimenthub.experiment", "Experiment"),
     "Status": ("experimenthub.experiment", "Status"),
     "ExperimentType": ("experimenthub.experiments.base", "ExperimentType"),
+    "Settings": ("experimenthub.settings", "Settings"),  # pydantic-settings takes ~0.1 s to import
 }
 
 

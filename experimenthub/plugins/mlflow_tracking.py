@@ -23,6 +23,28 @@ from .protocols import Health, RunInfo
 _MAX_PARAM = 6000  # MLflow's limit on a param value is 6000 characters
 
 
+def _http_defaults() -> None:
+    """Fail in seconds, not minutes, when an MLflow server is down. MLflow reads its HTTP retries,
+    backoff and timeout from these environment variables and from nowhere else (neither
+    MlflowClient nor its REST store takes them as arguments), so this is the hub's one write to
+    os.environ; setdefault: a user's own values win."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+
+
+def _no_artifact_progress_bars() -> None:
+    """No tqdm bars in notebook cells when artifacts are downloaded (MLflow shows one per download
+    of a directory or file, whatever its size). MLflow asks MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR,
+    defaulting to true; lowering that default in this process, rather than writing the variable,
+    keeps a user's own setting winning and leaves the environment of child processes alone."""
+    try:
+        from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+    except ImportError:  # renamed in some MLflow: bars are cosmetic
+        return
+    MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.default = False
+
+
 class MlflowTracking:
     def __init__(self, uri: str, artifact_root: str | None = None) -> None:
         self.uri = uri
@@ -31,14 +53,10 @@ class MlflowTracking:
         self._client: Any = None
         self._connect_lock = threading.Lock()
         self._connecting: threading.Thread | None = None
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars in cells
         if uri.startswith("sqlite:///"):
             Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         if uri.startswith(("http://", "https://")):
-            # fail in seconds, not minutes, when the server is down (users may still override)
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
-            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+            _http_defaults()
 
     @property
     def client(self) -> Any:
@@ -49,6 +67,7 @@ class MlflowTracking:
                     # which in a notebook lands in an unrelated cell's output
                     for name in ("mlflow.store.db.utils", "alembic.runtime.migration", "alembic"):
                         logging.getLogger(name).setLevel(logging.WARNING)
+                    _no_artifact_progress_bars()
                     from mlflow.tracking import MlflowClient
 
                     client = MlflowClient(tracking_uri=self.uri)
