@@ -14,7 +14,7 @@ import time
 import pytest
 from helpers import SEED_CONFIG, wait_for
 
-import widgets
+import experimenthub_widgets as widgets
 from experimenthub import datasets
 from experimenthub.errors import InvalidConfig
 
