@@ -34,13 +34,13 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "-
 
 
 def panel_update_latency(repeats: int) -> list[float]:
-    import widgets
+    import experimenthub_widgets
     from experimenthub import ExperimentHub, datasets
 
     data = datasets.load("prophet_daily")
     out = []
     with tempfile.TemporaryDirectory() as home, ExperimentHub(home=home) as hub:
-        app = widgets.panel(hub, namespace={}, health_interval=0)
+        app = experimenthub_widgets.panel(hub, namespace={}, health_interval=0)
         for i in range(repeats):
             name = f"rest{i}"
             start = time.perf_counter()

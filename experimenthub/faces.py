@@ -57,6 +57,6 @@ class ExperimentHub(Hub):
 
     def panel(self, **options: Any) -> Any:
         """The ipywidgets control panel over this hub."""
-        from widgets import panel
+        from experimenthub_widgets import panel
 
         return panel(self, **options)

@@ -14,8 +14,8 @@ import time
 import pytest
 from helpers import SEED_CONFIG, wait_for
 
-import widgets
-from experimenthub import datasets
+import experimenthub_widgets as widgets
+from experimenthub import ExperimentType, datasets
 from experimenthub.errors import InvalidConfig
 
 pytestmark = pytest.mark.timeout(120)
@@ -237,6 +237,58 @@ def test_column_pickers_follow_the_data_source(make_panel, tmp_path):
     app.create_ds.value = "when"
     app.create_target.value = "temp"
     assert json.loads(app.create_json.value)["setup"] == {"ds": "when", "target": "temp"}
+
+
+class Meter(ExperimentType):
+    """A plugin type the form knows nothing about, but for what it declares: its setup keys, and
+    (through ``parse_config``) that it fills in ``ds`` itself."""
+
+    type_name, model_types, retrain_metrics = "meter", ("Last",), ()
+    setup_keys = ("ds", "sensor", "features")
+
+    @classmethod
+    def parse_config(cls, config):
+        from experimenthub.config import parse_common
+
+        config = parse_common(config, cls.model_types)
+        config["setup"].setdefault("ds", "ds")
+        return config
+
+    validate_data = fit = predict = figures = save_model = load_model = None  # never trained here
+
+
+class Plain(Meter):
+    type_name = "plain"
+    setup_keys = ()
+
+
+def test_create_form_asks_the_type_for_its_setup_keys(embedded_hub, make_panel):
+    import pandas as pd
+
+    embedded_hub.register_experiment_type("meter", Meter)
+    embedded_hub.register_experiment_type("plain", Plain)
+    frame = pd.DataFrame({"ds": pd.date_range("2024-01-01", periods=3), "a": [1.0, 2, 3], "b": [4, 5, 6],
+                          "tag": ["x", "y", "z"]})
+    app = make_panel(namespace={"frame": frame})
+    app.create_source.value = "variable"
+    app.create_type.value = "meter"
+    form = app.create_form
+    sensor = form.pickers["sensor"]
+    assert "eh-create-sensor" in sensor._dom_classes and sensor.description == "sensor"
+    assert sensor in form.setup_box.children[0].children and app.create_ds in form.setup_box.children[0].children
+    assert app.create_target not in form.setup_box.children[0].children
+    wait_for(lambda: "tag" in sensor.options and "a" in app.create_features.options, 10, "the frame's columns")
+    assert list(app.create_ds.options) == ["ds", "a", "b", "tag"] and app.create_ds.value == "ds"  # a default
+    assert list(sensor.options) == ["(none)", "ds", "a", "b", "tag"] and sensor.value == "(none)"  # optional
+    assert list(app.create_features.options) == ["a", "b"]
+    sensor.value = "a"
+    assert list(app.create_features.options) == ["b"]  # features leave out the picked columns
+    app.create_features.value = ("b",)
+    assert json.loads(app.create_json.value)["setup"] == {"ds": "ds", "sensor": "a", "features": ["b"]}
+
+    app.create_type.value = "plain"  # no setup keys: the JSON editor only
+    assert "JSON config" in form.setup_box.children[0].value
+    assert json.loads(app.create_json.value)["setup"] == {}
 
 
 def test_server_toggle_starts_and_stops_the_rest_server(embedded_hub, make_panel):

@@ -260,7 +260,7 @@ class Panel(w.VBox):
         self._subscription.close()
         self._stop.set()
         for pane in (self.figures, self.eda, self.runs, self.restore):
-            pane._fetcher.closed = True
+            pane.stop()
         if self.timer is not threading.current_thread():
             self.timer.join(timeout)
         close_tree(self)

@@ -107,6 +107,10 @@ class RunsPane(w.VBox):
         self._runner.run("Loading…", lambda: self._hub.load(name, run_id),
                          done=lambda experiment: self._on_loaded(name, run_id), button=self.load_button)
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Fetch nothing more (the panel is closing); the widgets stay until closed."""
         self._fetcher.closed = True
+
+    def close(self) -> None:
+        self.stop()
         super().close()

@@ -154,6 +154,10 @@ class FigurePane(w.VBox):
                 figure.data = ()
                 figure.layout = {}
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Fetch nothing more (the panel is closing); the widgets stay until closed."""
         self._fetcher.closed = True
+
+    def close(self) -> None:
+        self.stop()
         super().close()

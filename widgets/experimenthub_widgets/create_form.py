@@ -1,6 +1,11 @@
 """The create form: data, name, experiment type, model type, its parameters and the setup columns,
 with the whole config as JSON beside the form.
 
+The column pickers are those the type declares (``ExperimentType.setup_keys``): ``features`` is a
+list of columns, any other key one column. A key the type fills in when it is left out (its
+``parse_config`` of an empty setup says so) always names a column; the others may be ``(none)``.
+Types that declare no setup keys are set up in the JSON editor.
+
 The form and the JSON editor stay in sync: every form change rewrites the JSON (keeping sections
 and parameters the form does not show, e.g. ``forecast``), and a JSON edit that parses updates the
 form. The JSON is what Create sends: ``hub.create_experiment(name, type, config, data)``, the same
@@ -27,13 +32,38 @@ from .params_form import ParamsForm
 from .style import esc
 
 NONE = "(none)"
-#: setup keys the form edits, per built-in experiment type (other types: JSON only)
-SETUP_KEYS = {"time_series": ("ds", "target"), "fault_detection": ("ds", "features", "label")}
+#: descriptions of the pickers of well-known setup keys (others show the key itself)
+_LABELS = {"ds": "Time (ds)", "target": "Target", "label": "Label", "features": "Features"}
 
 
 def type_class(hub: Any, type_name: str) -> Any:
-    """The class of an experiment type. The hub has no public accessor: this reads its registry."""
+    """The class registered as experiment type ``type_name`` (``hub.experiment_type``; raises
+    ``UnknownExperimentType`` for a name the hub does not know)."""
     return hub.experiment_type(type_name)
+
+
+def setup_keys(cls: Any) -> tuple[str, ...]:
+    """The setup keys the form offers pickers for: the type's ``setup_keys``, each once."""
+    keys = getattr(cls, "setup_keys", ()) or ()
+    if isinstance(keys, str):
+        keys = (keys,)
+    try:
+        return tuple(dict.fromkeys(k for k in keys if isinstance(k, str) and k))
+    except TypeError:
+        return ()
+
+
+def setup_defaults(cls: Any) -> dict[str, Any]:
+    """What the type puts in ``setup`` when it is empty (``parse_config``): keys found there always
+    name a column. Empty when the type needs some setup key (or anything else) to parse."""
+    models = tuple(getattr(cls, "model_types", ()) or ())
+    try:
+        config = cls.parse_config({"setup": {}, "create_model": {"model_type": models[0] if models else "",
+                                                                 "params": {}}})
+        setup = config.get("setup")
+    except Exception:
+        return {}
+    return dict(setup) if isinstance(setup, Mapping) else {}
 
 
 def _numeric(frame: Any) -> list[str]:
@@ -84,8 +114,14 @@ class CreateForm(w.VBox):
         self.features = w.SelectMultiple(options=[], description="Features", rows=6,
                                          layout=w.Layout(width="300px"))
         self.features.add_class("eh-create-features")
-        self.features_hint = w.HTML('<span class="eh-muted">none selected: every numeric column but time and '
-                                    "label</span>")
+        self.features_hint = w.HTML('<span class="eh-muted">none selected: every numeric column but the ones '
+                                    "picked beside it</span>")
+        #: the column picker of each setup key (``ds``, ``target``, ``label``, ``features``, and one made
+        #: for any other key a type declares, CSS class ``eh-create-<key>``)
+        self.pickers: dict[str, w.Widget] = {"ds": self.ds, "target": self.target, "label": self.label,
+                                             "features": self.features}
+        self._keys: tuple[str, ...] = ()  # the current type's setup keys
+        self._defaults: dict[str, Any] = {}  # and what it fills in for an empty setup
         self.setup_box = w.VBox(layout=w.Layout(width="100%"))
         self.setup_box.add_class("eh-create-setup")
 
@@ -116,7 +152,7 @@ class CreateForm(w.VBox):
 
         self.type.observe(self._type_changed, "value")
         self.model.observe(self._model_changed, "value")
-        for widget in (self.ds, self.target, self.label, self.features):
+        for widget in self.pickers.values():
             widget.observe(self._setup_changed, "value")
         self.params.on_change(self._form_to_json)
         self.json.observe(self._json_changed, "value")
@@ -155,12 +191,12 @@ class CreateForm(w.VBox):
             create["params"] = {**extra, **self.params.value}
             config["create_model"] = create
             setup = dict(config.get("setup") or {}) if isinstance(config.get("setup"), dict) else {}
-            for key in SETUP_KEYS.get(self.type.value, ()):
+            for key in self._keys:
                 value = self._setup_widget(key).value
                 if key == "features":
                     value = list(value) or None
-                if key == "label":
-                    setup.pop("target", None)  # 'target' is an alias of 'label' there
+                if key == "label" and "target" not in self._keys:
+                    setup.pop("target", None)  # 'target' is an alias of 'label' there (fault detection)
                 if value in (None, NONE, ""):
                     setup.pop(key, None)
                 else:
@@ -228,7 +264,8 @@ class CreateForm(w.VBox):
             self._config = config
             self._set_param_specs()
             self.params.set_values(config["create_model"]["params"])
-            self.setup_box.children = self._setup_children(type_name)
+            self._keys, self._defaults = self._setup_spec(type_name)
+            self.setup_box.children = self._setup_children()
             self._show_setup(config.get("setup") or {}, keep=True)
         self._form_to_json()
 
@@ -260,45 +297,80 @@ class CreateForm(w.VBox):
             self._form_to_json()
 
     # -- setup columns ------------------------------------------------------------------------------
-    def _setup_widget(self, key: str) -> w.Widget:
-        return {"ds": self.ds, "target": self.target, "label": self.label, "features": self.features}[key]
+    def _setup_spec(self, type_name: str | None) -> tuple[tuple[str, ...], dict[str, Any]]:
+        """The type's setup keys and its defaults for them (none when the type is unknown)."""
+        if not type_name:
+            return (), {}
+        try:
+            cls = type_class(self._hub, type_name)
+        except Exception:
+            return (), {}
+        keys = setup_keys(cls)
+        return keys, (setup_defaults(cls) if keys else {})
 
-    def _setup_children(self, type_name: str | None) -> tuple:
-        keys = SETUP_KEYS.get(type_name or "")
-        if keys is None:
+    def _setup_widget(self, key: str) -> w.Widget:
+        """The picker of ``key``, made on first use for a key other than the well-known ones."""
+        widget = self.pickers.get(key)
+        if widget is None:
+            widget = w.Dropdown(options=[NONE], description=_LABELS.get(key, key), layout=w.Layout(width="300px"))
+            widget.add_class(f"eh-create-{re.sub(r'[^A-Za-z0-9_-]', '_', key)}")
+            widget.observe(self._setup_changed, "value")
+            self.pickers[key] = widget
+        return widget
+
+    def _default(self, key: str) -> str | None:
+        value = self._defaults.get(key)
+        return value if isinstance(value, str) and value else None
+
+    def _setup_children(self) -> tuple:
+        keys = self._keys
+        if not keys:
             return (w.HTML('<span class="eh-muted">Set this type\'s columns in the JSON config.</span>'),)
-        if keys == ("ds", "target"):
-            return (w.HBox([self.ds, self.target], layout=_wrap()),)
-        return (w.HBox([self.ds, self.label], layout=_wrap()), w.HBox([self.features, self.features_hint],
-                                                                      layout=_wrap()))
+        singles = [self._setup_widget(k) for k in keys if k != "features"]
+        children: list[w.Widget] = [w.HBox(singles, layout=_wrap())] if singles else []
+        if "features" in keys:
+            children.append(w.HBox([self.features, self.features_hint], layout=_wrap()))
+        return tuple(children)
 
     def _show_setup(self, setup: dict[str, Any], keep: bool) -> None:
         """Offer the data's columns in the pickers and select the config's columns: as they are with
-        ``keep`` (the JSON says so), else only those the data has, others replaced by defaults."""
+        ``keep`` (the JSON says so), else only those the data has, others replaced by defaults.
+
+        ``ds`` prefers a time column, ``target`` offers the numeric columns but the time, ``features``
+        the numeric columns not picked for another key; a key the type fills in itself starts at the
+        type's default and never offers ``(none)``."""
         frame = self._frame
         columns = [str(c) for c in frame.columns] if frame is not None else []
         numeric = _numeric(frame) if frame is not None else []
         times = _datetime_like(frame) if frame is not None else []
+        keys = self._keys
 
         def pick(value: Any, preferred: list[str], fallback: str) -> str:
             if isinstance(value, str) and value and (keep or not columns or value in columns):
                 return value
             return next((c for c in preferred if c in columns), fallback)
 
+        picked: dict[str, str] = {}
         with self._quiet:
-            if self.type.value == "time_series":
-                ds = pick(setup.get("ds"), ["ds", *times, *columns], "ds")
-                values = [c for c in numeric if c != ds]
-                target = pick(setup.get("target"), ["y", *values], "y")
-                _offer(self.ds, columns, ds)
-                _offer(self.target, values, target)
-            elif self.type.value == "fault_detection":
-                ds = pick(setup.get("ds"), ["ds", *times], NONE)
-                label = pick(setup.get("label") or setup.get("target"), [], NONE)
-                _offer(self.ds, [NONE, *columns], ds)
-                _offer(self.label, [NONE, *columns], label)
-                options = [c for c in numeric if c not in (ds, label)]
-                chosen = [f for f in (setup.get("features") or []) if isinstance(f, str) and f not in (ds, label)
+            for key in sorted((k for k in keys if k != "features"), key=lambda k: k != "ds"):  # ds first
+                default = self._default(key)
+                value = setup.get(key)
+                if key == "label" and not value and "target" not in keys:
+                    value = setup.get("target")  # the alias fault detection accepts
+                options = [c for c in numeric if c != picked.get("ds")] if key == "target" else columns
+                preferred = [default] if default else []
+                if key == "ds":
+                    preferred += ["ds", *times]
+                elif key == "target":
+                    preferred += ["y"]
+                if default:  # the type always sets this key: pick some column rather than none
+                    preferred += options
+                picked[key] = pick(value, preferred, default or NONE)
+                _offer(self._setup_widget(key), options if default else [NONE, *options], picked[key])
+            if "features" in keys:
+                taken = set(picked.values())
+                options = [c for c in numeric if c not in taken]
+                chosen = [f for f in (setup.get("features") or []) if isinstance(f, str) and f not in taken
                           and (keep or f in options)]
                 options += [f for f in chosen if f not in options]
                 if list(self.features.options) != options:
@@ -309,10 +381,11 @@ class CreateForm(w.VBox):
     def _setup_changed(self, change: dict) -> None:
         if self._quiet:
             return
-        if change["owner"] in (self.ds, self.label) and self.type.value == "fault_detection":
-            with self._lock:  # features exclude the time and label columns
-                self._show_setup({"ds": self.ds.value, "label": self.label.value,
-                                  "features": list(self.features.value)}, keep=True)
+        if change["owner"] is not self.features and any(k in self._keys for k in ("target", "features")):
+            with self._lock:  # target and features leave out the columns picked for other keys
+                setup = {k: (list(self.features.value) if k == "features" else self._setup_widget(k).value)
+                         for k in self._keys}
+                self._show_setup(setup, keep=True)
         self._form_to_json()
 
     # -- data -------------------------------------------------------------------------------------
