@@ -1,7 +1,7 @@
 """``ExperimentHub``: the core :class:`~experimenthub.hub.Hub` plus its faces.
 
 The faces are adapters over the core: the REST API (``serve`` / ``stop_server``, package
-``experimenthub.api``) and the widget panel (``panel``, package ``widgets``). They are imported on
+``experimenthub.api``) and the widget panel (``panel``, package ``experimenthub_widgets``). They are imported on
 first use, so ``import experimenthub`` stays light and the core never imports them.
 """
 
