@@ -153,8 +153,8 @@ class FaultDetectionExperiment(ExperimentType):
             params.setdefault("random_state", 0)
         if model_type == "LocalOutlierFactor":
             params["novelty"] = True
-        try:
-            estimator(**{k: v for k, v in params.items() if k != "confidence"})._validate_params()
+        try:  # scikit-learn checks parameters in fit only; _validate_params is that check without a fit
+            estimator(**{k: v for k, v in params.items() if k != "confidence"})._validate_params()  # noqa: SLF001, RUF100
         except ValueError as exc:  # sklearn's InvalidParameterError names the parameter
             found = re.search(r"'(\w+)' parameter", str(exc))
             raise InvalidConfig(str(exc), f"{key}.{found.group(1)}" if found else key) from None
@@ -378,7 +378,32 @@ class FaultDetectionExperiment(ExperimentType):
 
     def figures(self, train: pd.DataFrame, evaluation: Evaluation,
                 predictions: pd.DataFrame | None) -> dict[str, go.Figure]:
-        return fault_figures.build(self, train, evaluation.frame, predictions)
+        return fault_figures.build(evaluation.frame, predictions, self._contribution_stats(train, predictions))
+
+    def _contribution_stats(self, train: pd.DataFrame, predictions: pd.DataFrame | None
+                            ) -> fault_figures.ContributionStats:
+        """Mean per-variable contribution over flagged new rows (when they carry the feature
+        columns), else flagged training rows, else all training rows: SPE and T² contributions
+        for PCA, the mean absolute scaled value for the other detectors."""
+        import numpy as np
+
+        features = self._model_features()
+        new = predictions if predictions is not None and len(predictions) else None
+        frame, what = None, ""
+        if new is not None and set(features) <= set(new.columns) and new["anomaly"].any():
+            frame, what = new[new["anomaly"].astype(bool)], "flagged new samples"
+        if frame is None:
+            prepared = self._prepare(train, features)
+            flagged = self._statistics(prepared, features, contributors=False)["anomaly"].to_numpy()
+            frame, what = (prepared[flagged], "flagged training samples") if flagged.any() else (
+                prepared, "all training samples (none flagged)")
+        detector, scaled = self.model[-1], self.model[:-1].transform(frame[features].astype(float))
+        if hasattr(detector, "pca_"):
+            means = {"SPE": detector.spe_contributions(scaled).mean(axis=0),
+                     "T²": detector.t2_contributions(scaled).mean(axis=0)}
+        else:
+            means = {"mean |z|": np.abs(scaled).mean(axis=0)}
+        return fault_figures.ContributionStats(features=tuple(features), means=means, samples=len(frame), what=what)
 
     # -- persistence -------------------------------------------------------------------------
     def save_model(self, path: str) -> None:

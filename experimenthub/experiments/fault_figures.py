@@ -1,20 +1,41 @@
-"""Plotly figures of a fault detection experiment: control chart, anomalies, contributions."""
+"""Plotly figures of a fault detection experiment: control chart, anomalies, contributions.
+
+The figures draw results only: the evaluation and prediction frames, and for the contributions
+figure a :class:`ContributionStats` the experiment computed. They know nothing of the experiment
+or its model.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
     import plotly.graph_objects as go
-
-    from .fault_detection import FaultDetectionExperiment
 
 _TRAIN, _NEW, _ALARM = "#1f77b4", "#9467bd", "#d62728"
 
 
-def build(experiment: FaultDetectionExperiment, train: pd.DataFrame, evaluation: pd.DataFrame,
-          predictions: pd.DataFrame | None) -> dict[str, go.Figure]:
+@dataclasses.dataclass(frozen=True)
+class ContributionStats:
+    """The mean contribution of each variable over some samples: what the contributions figure shows."""
+
+    features: tuple[str, ...]
+    """The model's variables, in the order of the arrays in ``means``."""
+    means: Mapping[str, np.ndarray]
+    """One bar trace each, by name (e.g. ``"SPE"``, ``"T²"``): the mean contribution per variable.
+    The first one orders the bars, largest first."""
+    samples: int
+    """How many samples the means are taken over."""
+    what: str
+    """Which samples they are, in words (``"flagged new samples"``, ...)."""
+
+
+def build(evaluation: pd.DataFrame, predictions: pd.DataFrame | None,
+          contribution_stats: ContributionStats) -> dict[str, go.Figure]:
     ev = evaluation
     new = predictions if predictions is not None and len(predictions) else None
     x_train, x_new = _x_values(ev, new)
@@ -24,36 +45,20 @@ def build(experiment: FaultDetectionExperiment, train: pd.DataFrame, evaluation:
         "control_chart": control_chart(ev, new, x_train, x_new, stats),
         "anomalies": (score_scatter(ev, new) if pca
                       else control_chart(ev, new, x_train, x_new, stats, "Flagged samples")),
-        "contributions": contributions(experiment, train, new),
+        "contributions": contributions(contribution_stats),
     }
 
 
-def contributions(experiment: FaultDetectionExperiment, train: pd.DataFrame, new: pd.DataFrame | None) -> go.Figure:
-    """Mean per-variable contribution over flagged new rows (when they carry the feature
-    columns), else flagged training rows, else all training rows."""
+def contributions(stats: ContributionStats) -> go.Figure:
+    """Grouped bars of the mean contribution per variable, largest (by the first trace) first."""
     import numpy as np
     import plotly.graph_objects as go
 
-    features = experiment._model_features()
-    frame, what = None, ""
-    if new is not None and set(features) <= set(new.columns) and new["anomaly"].any():
-        frame, what = new[new["anomaly"].astype(bool)], "flagged new samples"
-    if frame is None:
-        prepared = experiment._prepare(train, features)
-        flagged = experiment._statistics(prepared, features, contributors=False)["anomaly"].to_numpy()
-        frame, what = (prepared[flagged], "flagged training samples") if flagged.any() else (
-            prepared, "all training samples (none flagged)")
-    model = experiment.model
-    detector, scaled = model[-1], model[:-1].transform(frame[features].astype(float))
-    if hasattr(detector, "pca_"):
-        bars = {"SPE": detector.spe_contributions(scaled).mean(axis=0),
-                "T²": detector.t2_contributions(scaled).mean(axis=0)}
-    else:
-        bars = {"mean |z|": np.abs(scaled).mean(axis=0)}
-    order = np.argsort(-next(iter(bars.values())))
+    features = stats.features
+    order = np.argsort(-next(iter(stats.means.values())))
     fig = go.Figure([go.Bar(x=[features[i] for i in order], y=values[order], name=name)
-                     for name, values in bars.items()])
-    fig.update_layout(title=f"Mean contribution per variable over {len(frame)} {what}",
+                     for name, values in stats.means.items()])
+    fig.update_layout(title=f"Mean contribution per variable over {stats.samples} {stats.what}",
                       barmode="group", yaxis_title="contribution", template="plotly_white")
     return fig
 

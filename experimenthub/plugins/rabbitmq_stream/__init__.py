@@ -32,7 +32,8 @@ The package, one part a module:
 * :mod:`.amqp`: the shared constants, connection parameters, pika errors in words, queue declaration;
 * :mod:`.io_thread`: the I/O thread that owns the main connection and runs the requests of other threads;
 * :mod:`.datastream`: :class:`RabbitMQDatastream`, its queue operations and the settling of their Batches;
-* :mod:`.consumer`: :class:`RabbitMQConsumer`, the streaming consumer behind ``consume``;
+* :mod:`.consumer`: :class:`RabbitMQConsumer`, the streaming consumer behind ``consume``, and the
+  :class:`ConsumerContext` the datastream gives it (the consumer never sees the datastream itself);
 * :mod:`.redelivery`: the memory of used messages that keeps a redelivery from being used twice.
 """
 
@@ -52,11 +53,11 @@ from .amqp import (
     describe,
     safe_url,
 )
-from .consumer import RabbitMQConsumer
+from .consumer import ConsumerContext, RabbitMQConsumer
 from .datastream import RabbitMQDatastream
 
 __all__ = [
     "BACKOFF", "CONTENT_TYPE", "DEAD_LETTER_EXCHANGE", "DEAD_SUFFIX", "ERROR_HEADER", "HANDOVER_WAIT", "HEALTH_WAIT",
-    "QUEUE_HEADER", "REQUEST_TIMEOUT", "STOP_GRACE", "RabbitMQConsumer", "RabbitMQDatastream", "connection_parameters",
-    "declare", "describe", "safe_url",
+    "QUEUE_HEADER", "REQUEST_TIMEOUT", "STOP_GRACE", "ConsumerContext", "RabbitMQConsumer", "RabbitMQDatastream",
+    "connection_parameters", "declare", "describe", "safe_url",
 ]

@@ -47,10 +47,6 @@ def noop() -> None:
     """Handed to ``add_callback_threadsafe`` only to wake a connection's thread."""
 
 
-def noop_settle(ok: bool) -> None:
-    """The placeholder settle of a new Batch, replaced before the Batch is handed out."""
-
-
 def safe_url(url: str) -> str:
     """The URL without its password, for messages and logs."""
     parts = urllib.parse.urlsplit(url)

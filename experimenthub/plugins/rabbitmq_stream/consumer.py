@@ -8,26 +8,46 @@ A lost connection is reopened with backoff. RabbitMQ redelivers the messages it 
 consumer starts again only once the Batches handed out on the lost connection are settled (so a
 redelivery never reaches the callback while its first delivery is still being worked on), and a
 redelivered message that was used already is acknowledged and skipped (see :mod:`.redelivery`).
+
+A consumer knows nothing of the datastream that starts it: it is given a
+:class:`ConsumerContext` with the shared memory of used messages and the few things of the
+stream it needs (connection parameters, dead-lettering on the stream's I/O thread, being
+forgotten when it stops).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pika
 
 from ..protocols import Batch
-from .amqp import BACKOFF, DEAD_SUFFIX, HANDOVER_WAIT, PREFETCH_MAX, STOP_GRACE, declare, describe, noop, noop_settle
-
-if TYPE_CHECKING:
-    from .datastream import RabbitMQDatastream
+from .amqp import BACKOFF, DEAD_SUFFIX, HANDOVER_WAIT, PREFETCH_MAX, STOP_GRACE, declare, describe, noop
+from .redelivery import Consumed
 
 log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class ConsumerContext:
+    """What a :class:`RabbitMQConsumer` gets from the datastream that starts it (one per stream,
+    shared by its consumers)."""
+
+    consumed: Consumed
+    """The stream's memory of used messages: a consumer's redeliveries are skipped by it too."""
+    parameters: Callable[[str], pika.URLParameters]
+    """Connection parameters for a connection of the given role (its name carries the stream's id)."""
+    dead_letter: Callable[[str, bytes, Any, str], None]
+    """``(queue, body, properties, reason)``: publish a copy to ``<queue>.dead`` (confirmed), on the
+    stream's I/O thread; raises DatastreamError when it cannot."""
+    forget: Callable[[RabbitMQConsumer], None]
+    """The consumer's thread ends: the stream no longer counts it (health, close)."""
 
 
 class RabbitMQConsumer:
@@ -35,10 +55,10 @@ class RabbitMQConsumer:
     connection. Each message goes to ``callback`` as a one-message Batch, on this thread; settling
     the Batch (from any thread) is carried out here through ``add_callback_threadsafe``."""
 
-    def __init__(self, stream: RabbitMQDatastream, queue: str, callback: Callable[[Batch], None],
+    def __init__(self, context: ConsumerContext, queue: str, callback: Callable[[Batch], None],
                  prefetch: int) -> None:
         self.queue = queue
-        self._stream = stream
+        self._context = context
         self._callback = callback
         self._prefetch = max(1, min(int(prefetch), PREFETCH_MAX))
         self._stopping = threading.Event()
@@ -55,6 +75,10 @@ class RabbitMQConsumer:
     @property
     def running(self) -> bool:
         return self._thread.is_alive() and not self._stopping.is_set()
+
+    def start(self) -> None:
+        """Start consuming (on its own thread); once only."""
+        self._thread.start()
 
     def describe(self) -> dict[str, Any]:
         return {"queue": self.queue, "status": self._status, "error": self._error,
@@ -91,10 +115,10 @@ class RabbitMQConsumer:
         finally:
             with self._lock:
                 self._status = "stopped"
-            self._stream._forget(self)
+            self._context.forget(self)
 
     def _consume(self) -> None:
-        connection = pika.BlockingConnection(self._stream._parameters(f"consume {self.queue}"))
+        connection = pika.BlockingConnection(self._context.parameters(f"consume {self.queue}"))
         try:
             declare(connection, self.queue)
             self._await_handover(connection)
@@ -120,7 +144,7 @@ class RabbitMQConsumer:
                 lost = list(self._unapplied.values())
                 self._unapplied.clear()
             for properties, body in lost:
-                self._stream._consumed.remember(properties, body, ack_lost=True)
+                self._context.consumed.remember(properties, body, ack_lost=True)
             try:
                 if connection.is_open:
                     connection.close()  # unsettled messages go back to the queue
@@ -145,7 +169,7 @@ class RabbitMQConsumer:
             connection.process_data_events(time_limit=0.02)  # keeps heartbeats going meanwhile
 
     def _deliver(self, session: int, channel: Any, method: Any, properties: Any, body: bytes) -> None:
-        if self._stream._consumed.used(method.redelivered, properties, body):
+        if self._context.consumed.used(method.redelivered, properties, body):
             channel.basic_ack(method.delivery_tag)  # used already; its ack was lost with a connection
             log.info("skipped a message of queue %r that was used already", self.queue)
             return
@@ -153,9 +177,8 @@ class RabbitMQConsumer:
         self._outstanding.add(tag)
         with self._lock:
             self._handed.add((session, tag))
-        batch = Batch(self.queue, [body], noop_settle)
-        batch._settle = functools.partial(self._settle, session, tag, properties, body)
-        batch._reject = functools.partial(self._reject, session, tag, properties, body)
+        batch = Batch(self.queue, [body], functools.partial(self._settle, session, tag, properties, body),
+                      _reject=functools.partial(self._reject, session, tag, properties, body))
         try:
             self._callback(batch)
         except Exception:
@@ -168,7 +191,7 @@ class RabbitMQConsumer:
     # -- settling a Batch (any thread; the work goes to the consumer thread) ----------------------------
     def _settle(self, session: int, tag: int, properties: Any, body: bytes, ok: bool) -> None:
         if ok:
-            self._stream._consumed.remember(properties, body, ack_lost=False)
+            self._context.consumed.remember(properties, body, ack_lost=False)
         with self._lock:
             self._handed.discard((session, tag))
 
@@ -178,7 +201,7 @@ class RabbitMQConsumer:
                 current = self._session == session
             if not current or self._channel is None or not self._channel.is_open:
                 if ok:
-                    self._stream._consumed.remember(properties, body, ack_lost=True)
+                    self._context.consumed.remember(properties, body, ack_lost=True)
                 return
             if ok:
                 self._channel.basic_ack(tag)
@@ -197,11 +220,9 @@ class RabbitMQConsumer:
                 except Exception:
                     pass
         if ok:  # the connection that delivered it is gone: RabbitMQ requeued it
-            self._stream._consumed.remember(properties, body, ack_lost=True)
+            self._context.consumed.remember(properties, body, ack_lost=True)
 
     def _reject(self, session: int, tag: int, properties: Any, body: bytes, index: int, reason: str) -> None:
-        stream = self._stream
-        stream._call(lambda: stream._publish_dead(self.queue, body, properties, reason),
-                     f"move a message of queue {self.queue!r} to {self.queue + DEAD_SUFFIX!r}")
+        self._context.dead_letter(self.queue, body, properties, reason)
         log.warning("message of queue %r moved to %r: %s", self.queue, self.queue + DEAD_SUFFIX, reason)
         self._settle(session, tag, properties, body, True)

@@ -37,9 +37,8 @@ from .amqp import (
     PREFETCH_MAX,
     QUEUE_HEADER,
     declare,
-    noop_settle,
 )
-from .consumer import RabbitMQConsumer
+from .consumer import ConsumerContext, RabbitMQConsumer
 from .io_thread import DeliveryChannel, IOThread
 from .redelivery import Consumed
 
@@ -66,6 +65,8 @@ class RabbitMQDatastream(IOThread):
     def __init__(self, url: str) -> None:
         self._consumed = Consumed()
         self._consumers: set[RabbitMQConsumer] = set()
+        self._consumer_context = ConsumerContext(consumed=self._consumed, parameters=self._parameters,
+                                                 dead_letter=self._dead_letter, forget=self._forget)
         super().__init__(url)  # validates the URL (InvalidConfig), then starts the I/O thread
 
     def __repr__(self) -> str:
@@ -148,10 +149,10 @@ class RabbitMQDatastream(IOThread):
     def consume(self, queue: str, callback: Callable[[Batch], None], prefetch: int = 1) -> RabbitMQConsumer:
         if self._closing.is_set():
             raise DatastreamError(f"Cannot consume queue {queue!r}: the RabbitMQ datastream is closed")
-        consumer = RabbitMQConsumer(self, queue, callback, prefetch)
+        consumer = RabbitMQConsumer(self._consumer_context, queue, callback, prefetch)
         with self._state_lock:
             self._consumers.add(consumer)
-        consumer._thread.start()
+        consumer.start()
         return consumer
 
     def close(self) -> None:
@@ -164,6 +165,12 @@ class RabbitMQDatastream(IOThread):
     def _forget(self, consumer: RabbitMQConsumer) -> None:
         with self._state_lock:
             self._consumers.discard(consumer)
+
+    def _dead_letter(self, queue: str, body: bytes, properties: Any, reason: str) -> None:
+        """A streaming consumer's reject: the copy goes out on the I/O connection (its control
+        channel confirms it); the consumer then acknowledges the original on its own connection."""
+        self._call(lambda: self._publish_dead(queue, body, properties, reason),
+                   f"move a message of queue {queue!r} to {queue + DEAD_SUFFIX!r}")
 
     # -- work done on the I/O thread --------------------------------------------------------------------
     def _passive(self, queue: str) -> int | None:
@@ -209,9 +216,14 @@ class RabbitMQDatastream(IOThread):
             return None
         held = _Held(queue, channel.serial, [m.delivery_tag for m, _, _ in kept], [p for _, p, _ in kept])
         channel.outstanding.update(held.tags)
-        batch = Batch(queue, [body for _, _, body in kept], noop_settle)
-        batch._settle = functools.partial(self._settle, batch, held)
-        batch._reject = functools.partial(self._reject, batch, held)
+
+        def settle(ok: bool) -> None:
+            self._settle(batch, held, ok)
+
+        def reject(index: int, reason: str) -> None:
+            self._reject(batch, held, index, reason)
+
+        batch = Batch(queue, [body for _, _, body in kept], settle, _reject=reject)
         return batch
 
     def _get(self, channel: DeliveryChannel, queue: str, count: int) -> list[tuple[Any, Any, bytes]]:
