@@ -47,7 +47,7 @@ class Subscription:
         self._bus, self._token = bus, token
 
     def close(self) -> None:
-        self._bus._unsubscribe(self._token)
+        self._bus.unsubscribe(self._token)
 
     def __enter__(self) -> Subscription:
         return self
@@ -72,7 +72,8 @@ class EventBus:
             self._subscribers[token] = (callback, wanted)
         return Subscription(self, token)
 
-    def _unsubscribe(self, token: int) -> None:
+    def unsubscribe(self, token: int) -> None:
+        """Stop delivering to the subscription ``token`` (what Subscription.close calls)."""
         with self._lock:
             self._subscribers.pop(token, None)
 

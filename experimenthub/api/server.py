@@ -56,6 +56,15 @@ class RunningServer:
     def stop(self, timeout: float = 2.0) -> None:
         _stop(self, timeout)
 
+    def shut_down(self, timeout: float) -> None:
+        """Ask uvicorn to exit, wait for its thread, and free the port (the registry is _stop's)."""
+        self._server.should_exit = True
+        self._thread.join(timeout)
+        try:
+            self._socket.close()
+        except OSError:
+            pass
+
     def _repr_html_(self) -> str:
         return f'ExperimentHub API at <a href="{self.url}/docs" target="_blank">{self.url}</a>'
 
@@ -154,12 +163,7 @@ def _start(hub: Hub, sock: socket.socket, host: str, token: str | None) -> Runni
 
 
 def _stop(server: RunningServer, timeout: float) -> None:
-    server._server.should_exit = True
-    server._thread.join(timeout)
-    try:
-        server._socket.close()
-    except OSError:
-        pass
+    server.shut_down(timeout)
     with _lock:
         if _by_port.get((server.host, server.port)) is server:
             del _by_port[(server.host, server.port)]
