@@ -32,6 +32,25 @@ def wait_for(condition, timeout: float = 60.0, what: str = "condition"):
         time.sleep(0.02)
 
 
+def never(condition, within: float = 1.0, what: str = "condition") -> None:
+    """Poll ``condition`` for ``within`` s and fail as soon as it returns something truthy.
+
+    For checks that something does NOT happen when nothing can be waited on instead (no event the
+    bad outcome would send, no marker to put behind it): unlike a sleep followed by one look, it
+    catches the bad thing whenever it shows during the window, even for a moment, and says when."""
+    import time
+
+    start = time.monotonic()
+    while True:
+        value = condition()
+        if value:
+            raise AssertionError(f"{what}: seen {time.monotonic() - start:.2f} s into the {within} s in which "
+                                 f"it must not happen (the condition gave {value!r})")
+        if time.monotonic() - start > within:
+            return
+        time.sleep(0.02)
+
+
 def stop_process_group(process) -> None:
     """Terminate a server started with ``start_new_session=True`` and everything it started."""
     import os

@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
-from helpers import free_port
+from helpers import free_port, wait_for
 
 EXE = str(Path(sys.executable).with_name("experimenthub"))
 
@@ -19,18 +18,19 @@ def test_serve_in_the_foreground(tmp_path):
     env = dict(os.environ, EXPERIMENTHUB_HOME=str(tmp_path))
     process = subprocess.Popen([EXE, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
+
+    def started() -> dict | None:
+        try:
+            health = requests.get(f"http://127.0.0.1:{port}/health", timeout=5).json()
+        except requests.ConnectionError:
+            assert process.poll() is None, process.stdout.read()
+            return None
+        return health if health["mlops"]["details"]["status"] != "starting" else None
+
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                response = requests.get(f"http://127.0.0.1:{port}/health", timeout=5)
-                if response.json()["mlops"]["details"]["status"] != "starting":
-                    break
-            except requests.ConnectionError:
-                assert process.poll() is None, process.stdout.read()
-                assert time.monotonic() < deadline, "experimenthub serve did not answer within 60 s"
-            time.sleep(0.2)
-        assert response.json()["mlops"]["healthy"] is True
+        # one bound for both phases: answering at all, and MLflow done starting (a new store)
+        health = wait_for(started, 120, "experimenthub serve to answer /health with MLflow started")
+        assert health["mlops"]["healthy"] is True
         assert "time_series" in requests.get(f"http://127.0.0.1:{port}/available_experiments").json()
     finally:
         process.terminate()

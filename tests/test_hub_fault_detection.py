@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
+from helpers import wait_for
 
 from experimenthub import DataError, InvalidConfig, NoData
 
@@ -70,9 +69,7 @@ def test_retrain_policy_triggers_a_new_run(embedded_hub, tep):
     embedded_hub.predict("tep", tep["idv01_test"].iloc[300:500])  # a fault: 100 % alarms
     checks = [e.data["retrain"] for e in events if "retrain" in e.data]
     assert checks and checks[-1]["triggered"] and checks[-1]["value"] > 0.5
-    deadline = time.monotonic() + 120
-    while embedded_hub.run_id("tep") == first and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: embedded_hub.run_id("tep") != first, 120, "the retrain's new MLflow run")
     second = embedded_hub.wait("tep", timeout=120).run_id
     assert second != first
     run = embedded_hub.tracking.get_run(second)

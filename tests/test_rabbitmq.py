@@ -13,12 +13,11 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 import rabbit
-from helpers import free_port, wait_for
+from helpers import free_port, never, wait_for
 
 from experimenthub import DataError, DatastreamError, ExperimentHub, datasets
 from experimenthub.tables import to_records
@@ -62,6 +61,11 @@ def trained(hub, name, data):
 def predicted_ds(hub, name) -> list[str]:
     frame = hub.predictions(name)
     return [] if frame is None else [t.strftime("%Y-%m-%d") for t in frame["ds"]]
+
+
+def marker_day(frame) -> str:
+    """The day of a one-row marker batch, as predicted_ds writes it."""
+    return frame["ds"].iloc[0].strftime("%Y-%m-%d")
 
 
 def test_the_hub_uses_rabbitmq_when_a_url_is_set(hub):
@@ -119,8 +123,11 @@ def test_streaming_predicts_100_batches_in_order(hub, name, daily):
     assert not hub.watching(name)
     subscription.close()
     assert [e for e in events if e is not None] == [True, False]
-    hub.publish(name, rows.iloc[:1])  # not watched any more: it stays
-    time.sleep(0.3)
+    again = threading.Event()  # set by a prediction of this experiment: none may come now
+    with hub.subscribe(lambda e: again.set() if e.name == name else None, kinds=["predictions"]):
+        hub.publish(name, rows.iloc[:1])  # not watched any more: it stays
+        never(lambda: again.is_set() or rabbit.message_count(name) != 1, within=1.0,
+              what="the message consumed or predicted after unwatch")
     assert rabbit.message_count(name) == 1 and len(predicted_ds(hub, name)) == 100
 
 
@@ -137,8 +144,12 @@ def test_connections_closed_by_the_broker_lose_nothing_and_predict_nothing_twice
     assert closed >= 2  # the hub's I/O connection and the watcher's consumer connection
     publisher.join(60)
     wait_for(lambda: len(predicted_ds(hub, name)) >= 100, what="100 predictions")
-    time.sleep(0.5)  # a duplicate would show up now
-    assert predicted_ds(hub, name) == expected  # all, in order, once each
+    # a barrier, not a pause: a marker published now is predicted after anything the broker still
+    # holds (redelivered copies included), so a duplicate is in the list by the time the marker is
+    marker = daily.iloc[500:501]
+    rabbit.publish(name, [records(marker)])
+    wait_for(lambda: marker_day(marker) in predicted_ds(hub, name), what="the marker predicted")
+    assert predicted_ds(hub, name) == expected + [marker_day(marker)]  # all, in order, once each
     wait_for(lambda: rabbit.message_count(name) == 0, timeout=5, what="empty queue")
 
     def recovered():
@@ -176,8 +187,10 @@ def test_a_broker_outage_shows_in_health_within_2_s_and_streaming_resumes(tmp_pa
             proxy.start()
             wait_for(lambda: hub.datastream.health()["healthy"], timeout=10, what="healthy again")
             wait_for(lambda: len(predicted_ds(hub, name)) >= 60, what="60 predictions")
-            time.sleep(0.5)
-            assert predicted_ds(hub, name) == expected
+            marker = daily.iloc[460:461]  # a barrier: predicted after any duplicate still to come
+            rabbit.publish(name, [records(marker)])
+            wait_for(lambda: marker_day(marker) in predicted_ds(hub, name), what="the marker predicted")
+            assert predicted_ds(hub, name) == expected + [marker_day(marker)]
             assert rabbit.message_count(name) == 0
             assert hub.datastream.health()["details"]["outages"] >= 1
     finally:

@@ -373,5 +373,5 @@ def test_entry_point_types_are_discovered(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
     hub = ExperimentHub(home=str(tmp_path / "home"), warm_up=False)
     assert hub.available_experiments["plugged"] == {"module": "hub_plugin_demo", "class": "Plugged"}
-    assert hub._types.get("plugged").__name__ == "Plugged"
+    assert hub.experiment_type("plugged").__name__ == "Plugged"
     assert "hub_plugin_demo" in sys.modules

@@ -5,11 +5,10 @@ close."""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 import rabbit
-from helpers import wait_for
+from helpers import never, wait_for
 
 from experimenthub import ExperimentHub, ExperimentNotFound, datasets
 
@@ -59,9 +58,13 @@ def test_batches_wait_while_the_experiment_retrains_and_keep_their_order(hub, na
         hub.publish(name, second.iloc[i:i + 1])
     hub.wait(name, timeout=120)
     wait_for(lambda: len(predicted(hub, name)) >= len(second), what="second batches predicted")
-    time.sleep(0.3)
-    assert predicted(hub, name) == days(second)  # predictions since the retraining, in order
-    assert hub._streaming().status(name)["requeued"] >= 1
+    # a barrier, not a pause: a marker published now is predicted after anything still in the queue,
+    # so a batch predicted twice (or late) is in the list by the time the marker is
+    marker = daily.iloc[415:416]
+    hub.publish(name, marker)
+    wait_for(lambda: days(marker)[0] in predicted(hub, name), what="the marker predicted")
+    assert predicted(hub, name) == days(second) + days(marker)  # predictions since the retraining, in order
+    assert hub.watcher_status(name)["requeued"] >= 1
     wait_for(lambda: hub.datastream.depth(name) == 0, timeout=5, what="empty queue")
 
 
@@ -113,7 +116,10 @@ def test_concurrent_watch_calls_start_one_watcher_and_delete_stops_it(hub, name,
     hub.delete(name)  # deleting the experiment stops its watcher: nothing keeps consuming its queue
     assert not hub.watching(name)
     hub.publish(name, daily.iloc[400:460])
-    time.sleep(1.0)
-    assert hub.datastream.depth(name) == 1  # the message waits for the next experiment of that name
+    # the message waits for the next experiment of that name: taken even for a moment, it would show
+    never(lambda: hub.datastream.depth(name) != 1, within=1.0, what="the message left the queue")
+    wait_for(lambda: not [t for t in threading.enumerate()
+                          if t.name in (f"experimenthub-watch-{name}", f"experimenthub-consume-{name}")],
+             timeout=5, what="watcher threads gone")
     hub.create_experiment(name, "time_series", CONFIG)  # ... which trains on it
     assert hub.wait(name, timeout=120).state == "ready" and len(hub.train_data(name)) == 60

@@ -5,10 +5,10 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
+from helpers import wait_for
 
 from experimenthub import ExperimentHub
 from experimenthub.api.server import PortInUse
@@ -75,10 +75,7 @@ def test_stop_frees_the_port_and_start_again(new_hub):
     port = server.port
     requests.get(f"{server.url}/experiments", timeout=5)  # a connection that went through
     assert hub.stop_server() is True
-    deadline = time.monotonic() + 2  # the bound: free within 2 s
-    while not refused(port) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert refused(port)
+    wait_for(lambda: refused(port), 2, "the port to be free")  # the bound: free within 2 s
     again = hub.serve(port=port)
     assert again.port == port and requests.get(f"{again.url}/health", timeout=5).ok
     assert hub.stop_server() is True and hub.stop_server() is False

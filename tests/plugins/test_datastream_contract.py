@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import queue as queue_module
 import threading
-import time
 
 import pytest
 import rabbit
-from helpers import wait_for
+from helpers import never, wait_for
 
 from experimenthub.plugins.memory_stream import MemoryDatastream
 from experimenthub.plugins.protocols import Batch, DatastreamPlugin
@@ -202,9 +201,9 @@ def test_consume_delivers_in_order_and_acks_from_another_thread(stream, queue):
         wait_for(lambda: stream.depth(queue) == 0)
         consumer.stop()
         assert not consumer.running
-        stream.publish(queue, b'[{"n": "after"}]')  # nobody consumes any more
-        time.sleep(0.3)
-        assert stream.depth(queue) == 1 and len(seen) == len(sent)
+        stream.publish(queue, b'[{"n": "after"}]')  # nobody consumes any more: it stays, unseen
+        never(lambda: len(seen) != len(sent) or stream.depth(queue) != 1, within=1.0,
+              what="a stopped consumer took the message")
     finally:
         stop.set()
         consumer.stop()
@@ -260,7 +259,8 @@ def test_stopping_a_consumer_puts_unsettled_messages_back(stream, queue):
         for body in bodies(3):
             stream.publish(queue, body)
         wait_for(lambda: len(seen) == 1)  # prefetch 1: one in hand, the rest wait in the queue
-        assert stream.depth(queue) == 2
+        never(lambda: len(seen) != 1 or stream.depth(queue) != 2, within=0.5,
+              what="more than one unsettled message delivered at prefetch 1")
     finally:
         stop.set()
         consumer.stop()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime
 import json
 import threading
-import time
 
 import pytest
 from helpers import SEED_CONFIG, wait_for
@@ -37,6 +36,11 @@ def make_panel(embedded_hub):
     embedded_hub.stop_server()
 
 
+def css_classes(widget) -> tuple[str, ...]:
+    """The CSS classes of a widget as its state sent to the browser has them (public get_state)."""
+    return widget.get_state("_dom_classes")["_dom_classes"]
+
+
 def row_state(app, name):
     row = app.experiment_list.rows.get(name)
     return (row.state.value, row.progress.value) if row else None
@@ -53,7 +57,7 @@ def test_panel_builds_with_defaults_a_first_time_user_can_click(embedded_hub, ma
                       ("figure_picker", "eh-figure-picker"), ("figure", "eh-figure"), ("error", "eh-error"),
                       ("server_toggle", "eh-server-toggle"), ("server_url", "eh-server-url"),
                       ("health", "eh-health"), ("runs_picker", "eh-runs-picker"), ("load_button", "eh-load-button")]:
-        assert css in getattr(app, attr)._dom_classes, attr
+        assert css in css_classes(getattr(app, attr)), attr
     assert app.create_sample.value == "prophet_daily" and app.create_source.value == "sample"
     assert app.create_type.value == "time_series" and app.create_model.value == "Prophet"
     assert json.loads(app.create_json.value) == datasets.SAMPLE_CONFIGS["prophet_daily"][1]
@@ -61,7 +65,7 @@ def test_panel_builds_with_defaults_a_first_time_user_can_click(embedded_hub, ma
     wait_for(lambda: "y" in app.create_target.options and "ds" in app.create_ds.options, what="columns")
     assert app.create_target.value == "y" and app.create_ds.value == "ds"
     assert app.tabs.selected_index == 0  # no experiments yet: the create tab
-    assert "eh-panel" in app._dom_classes
+    assert "eh-panel" in css_classes(app)
     with pytest.raises(TypeError, match="unknown panel options"):
         widgets.panel(embedded_hub, colour="red")
 
@@ -191,7 +195,7 @@ def test_params_form_is_generated_from_the_model_parameters_and_synced_with_json
     app = make_panel()
     mode = app.create_params.widgets["seasonality_mode"]
     assert [value for _, value in mode.options] == ["additive", "multiplicative"] and mode.value == "additive"
-    assert "eh-param-seasonality_mode" in mode._dom_classes
+    assert "eh-param-seasonality_mode" in css_classes(mode)
     assert type(app.create_params.widgets["n_changepoints"]).__name__ == "IntText"
     assert type(app.create_params.widgets["interval_width"]).__name__ == "FloatText"
 
@@ -310,7 +314,12 @@ def test_close_unsubscribes_and_stops_the_timer(embedded_hub, make_panel, daily)
     assert app.timer.is_alive()
     app.close()
     assert not app.timer.is_alive() and app.closed
-    embedded_hub.create_experiment("after", "time_series", SEED_CONFIG, data=daily)
-    time.sleep(0.5)
+    trained = threading.Event()  # the training's last event (tracking), sent from its job thread
+    with embedded_hub.subscribe(lambda e: trained.set() if e.name == "after" else None, kinds=["tracking"]):
+        embedded_hub.create_experiment("after", "time_series", SEED_CONFIG, data=daily)
+        # an event reaches every subscriber before the call that sent it returns: a panel still
+        # subscribed has the row now, and again after each event of the training (a barrier)
+        assert "after" not in app.experiment_list.rows
+        assert trained.wait(60), "the training of 'after' did not end (tracking event) within 60 s"
     assert "after" not in app.experiment_list.rows
     assert not [t for t in threading.enumerate() if t.name == "experimenthub-panel-timer" and t is app.timer]
