@@ -90,7 +90,12 @@ class TrainingFailed(ExperimentHubError, RuntimeError):
 
 
 class TrackingError(ExperimentHubError, RuntimeError):
-    """The MLflow tracking backend could not be reached or refused the request."""
+    """The MLflow tracking backend could not be reached or refused the request. ``transient``: the
+    store was busy or unreachable (worth retrying), as opposed to refusing the request itself."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        self.transient = transient
+        super().__init__(message)
 
 
 class DatastreamError(ExperimentHubError, RuntimeError):

@@ -69,7 +69,9 @@ class Experiment:
         self._train_data: pd.DataFrame | None = None  # what the current model was trained on
         self._last_data: pd.DataFrame | None = None  # what the latest job (even a failed one) used
         self._evaluation: Evaluation | None = None
-        self._figures: dict[str, str] = {}
+        self._figure_names: list[str] = []  # every model figure, built or deferred
+        self._eda_names: list[str] = []
+        self._figures: dict[str, str] = {}  # the model figures built so far (Plotly JSON)
         self._eda: dict[str, str] = {}
         self._figures_stale = False
         self._predictions: pd.DataFrame | None = None  # every prediction since the last training
@@ -142,15 +144,15 @@ class Experiment:
     @property
     def figure_names(self) -> list[str]:
         with self._lock:
-            return list(self._figures)
+            return list(self._figure_names)
 
     @property
     def eda_names(self) -> list[str]:
         with self._lock:
-            return list(self._eda)
+            return list(self._eda_names)
 
     def figure(self, plot_name: str) -> str | None:
-        """A model figure's Plotly JSON, or None when there is none of that name."""
+        """A model figure's Plotly JSON, or None when it is not built (or not a figure of this one)."""
         with self._lock:
             return self._figures.get(plot_name)
 
@@ -161,7 +163,7 @@ class Experiment:
     def missing_figure_reason(self, kind: str) -> Busy | NotReady | None:
         """Why there are no figures of ``kind`` ("model" or "EDA") at all, or None when there are."""
         with self._lock:
-            present = self._figures if kind == "model" else self._eda
+            present = self._figure_names if kind == "model" else self._eda_names
             if present:
                 return None
             if self.busy:
@@ -210,12 +212,24 @@ class Experiment:
         with self._lock:
             return None if self._predictions is None else self._predictions.copy()
 
-    def figure_inputs(self) -> tuple[ExperimentType, pd.DataFrame, Evaluation, pd.DataFrame | None] | None:
-        """What the model figures are built from, when predictions made them out of date; else None."""
+    def figure_inputs(self, unbuilt: bool = True) -> tuple[ExperimentType, pd.DataFrame, Evaluation,
+                                                           pd.DataFrame | None] | None:
+        """What the model figures are built from, when predictions made them out of date (or, with
+        ``unbuilt``, some were never built); else None."""
         with self._lock:
-            if not self._figures_stale or self._evaluation is None or self._train_data is None:
+            if self._evaluation is None or self._train_data is None:
+                return None
+            complete = not unbuilt or set(self._figure_names) <= set(self._figures)
+            if not self._figures_stale and complete:
                 return None
             return self._type_instance, self._train_data, self._evaluation, self._predictions
+
+    def eda_inputs(self) -> tuple[ExperimentType, pd.DataFrame] | None:
+        """What the EDA figures are built from, when some were never built; else None."""
+        with self._lock:
+            if self._train_data is None or set(self._eda_names) <= set(self._eda):
+                return None
+            return self._type_instance, self._train_data
 
     def save_inputs(self) -> tuple[str, dict[str, str], pd.DataFrame | None, dict[str, Any] | None]:
         """``(run id, figures, predictions, last retrain check)`` for bringing the run up to date."""
@@ -279,7 +293,7 @@ class Experiment:
         with self._lock:
             if not self._owned_by(job):
                 return []
-            self._update(eda=dict(eda))
+            self._update(eda=dict(eda), eda_names=list(eda))
         return [Event("figures_updated", self.name, {"kind": "eda", "names": list(eda)})]
 
     def attach_run(self, job: Job, run_id: str, exp_id: str) -> None:
@@ -288,18 +302,21 @@ class Experiment:
             if self._job is job:
                 self._update(run_id=run_id, exp_id=exp_id)
 
-    def complete(self, job: Job, type_instance: ExperimentType, evaluation: Evaluation, figures: dict[str, str],
-                 eda: dict[str, str], data: pd.DataFrame) -> list[Event] | None:
-        """The job's model is ready (its run is written behind: ``tracking: logging``). None when the
-        job was stopped or replaced meanwhile: nothing changed."""
+    def complete(self, job: Job, type_instance: ExperimentType, evaluation: Evaluation, data: pd.DataFrame,
+                 figures: dict[str, str], eda: dict[str, str], figure_names: list[str],
+                 eda_names: list[str]) -> list[Event] | None:
+        """The job's model is ready (its run is written behind: ``tracking: logging``); ``figures``
+        and ``eda`` hold those built so far of ``figure_names`` and ``eda_names``. None when the job
+        was stopped or replaced meanwhile: nothing changed."""
         with self._lock:
             if not self._owned_by(job):
                 return None
-            self._update(type_instance=type_instance, evaluation=evaluation, figures=figures, eda=eda,
-                         train_data=data, predictions=None, new_rows=None, figures_stale=False, state="ready",
-                         stage="done", progress=1.0, ended=now(), tracking="logging")
+            self._update(type_instance=type_instance, evaluation=evaluation, figures=dict(figures), eda=dict(eda),
+                         figure_names=list(figure_names), eda_names=list(eda_names), train_data=data,
+                         predictions=None, new_rows=None, figures_stale=False, state="ready", stage="done",
+                         progress=1.0, ended=now(), tracking="logging")
             state = self._state_event()
-        return [state, Event("figures_updated", self.name, {"kind": "model", "names": list(figures)})]
+        return [state, Event("figures_updated", self.name, {"kind": "model", "names": list(figure_names)})]
 
     def fail(self, job: Job, error: BaseException) -> list[Event]:
         """The job failed; nothing changes when it was stopped or replaced meanwhile."""
@@ -369,27 +386,40 @@ class Experiment:
                 self._update(retrain={**self._retrain, "error": message})
 
     def refresh_figures(self, type_instance: ExperimentType, predictions: pd.DataFrame | None,
-                        figures: dict[str, str]) -> bool:
-        """Figures rebuilt from ``predictions``; kept only if the model and predictions are still
-        those they were built from."""
+                        figures: dict[str, str]) -> dict[str, str] | None:
+        """Model figures (re)built from ``predictions``; kept only if the model and predictions are
+        still those they were built from. Returns those built for the first time (None: not kept)."""
         with self._lock:
             if self._type_instance is not type_instance or self._predictions is not predictions:
-                return False
+                return None
+            first = {name: figure for name, figure in figures.items() if name not in self._figures}
             self._update(figures={**self._figures, **figures}, figures_stale=False)
-            return True
+            return first
+
+    def attach_eda_figures(self, type_instance: ExperimentType, eda: dict[str, str]) -> dict[str, str] | None:
+        """EDA figures built on request; returns those built for the first time (None: not kept)."""
+        with self._lock:
+            if self._type_instance is not type_instance:
+                return None
+            first = {name: figure for name, figure in eda.items() if name not in self._eda}
+            self._update(eda={**self._eda, **eda})
+            return first
 
     def restore(self, type_instance: ExperimentType, *, run_id: str, exp_id: str, started: dt.datetime | None,
                 train_data: pd.DataFrame, evaluation: Evaluation, figures: dict[str, str], eda: dict[str, str],
-                predictions: pd.DataFrame | None, runs: int) -> list[Event]:
+                figure_names: list[str], eda_names: list[str], predictions: pd.DataFrame | None,
+                runs: int) -> list[Event]:
         """A new experiment rebuilt from a finished MLflow run: ``ready``, stage ``loaded``."""
         with self._lock:
             if self._state != "created" or self._job is not None:
                 raise Busy(f"Experiment {self.name!r} is {self._state}; only a new experiment is restored")
             self._update(type_instance=type_instance, state="ready", stage="loaded", progress=1.0, run_id=run_id,
-                         exp_id=exp_id, train_data=train_data, evaluation=evaluation, figures=figures, eda=eda,
-                         predictions=predictions, tracking="logged", started=started, ended=now(), runs=runs)
+                         exp_id=exp_id, train_data=train_data, evaluation=evaluation, figures=dict(figures),
+                         eda=dict(eda), figure_names=list(figure_names), eda_names=list(eda_names),
+                         predictions=predictions, tracking="logged",
+                         started=started, ended=now(), runs=runs)
             return [self._state_event(),
-                    Event("figures_updated", self.name, {"kind": "model", "names": list(figures)})]
+                    Event("figures_updated", self.name, {"kind": "model", "names": list(figure_names)})]
 
     # -- inside ----------------------------------------------------------------------------------
     def _check_idle(self) -> None:

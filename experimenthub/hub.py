@@ -24,7 +24,7 @@ import weakref
 from collections.abc import Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import figures, persistence, queued
+from . import figures, persistence, queued, records
 from .admission import JobQueue
 from .errors import ExperimentExists, ExperimentNotFound, InvalidConfig, NoData
 from .events import Event, EventBus, Subscription
@@ -36,6 +36,7 @@ from .registry import ExperimentTypeRegistry
 from .runner import TrainingRunner
 from .settings import Settings
 from .tables import to_frame, to_records
+from .tracking_writer import BoundedTracking
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -81,11 +82,13 @@ class Hub:
         self._experiments: dict[str, Experiment] = {}
         self._events = EventBus()
         self._types = ExperimentTypeRegistry(settings.experiment_types)
-        self._tracking = tracking or default_tracking(settings)
+        self._store = tracking or default_tracking(settings)
+        self._tracking = BoundedTracking(self._store, settings.tracking_writers)  # every write goes through it
         self._datastream = datastream or default_datastream(settings)
         self._executor: Executor = LocalExecutor()
-        self._queue = JobQueue()
-        self._runner = TrainingRunner(self._tracking, self._executor, self._queue, self._publish)
+        self._queue = JobQueue(settings.max_trainings)
+        self._runner = TrainingRunner(self._tracking, self._executor, self._queue, self._publish,
+                                      settings.defer_figures)
         self._predictor = Predictor(self._datastream, self._publish, self.retrain)
         self._streams: Streaming | None = None  # watchers, made on the first watch()
         self._health_lock = threading.Lock()
@@ -143,7 +146,8 @@ class Hub:
 
     @property
     def tracking(self) -> TrackingPlugin:
-        return self._tracking
+        """The tracking store (MLflow) the hub records runs in."""
+        return self._store
 
     @property
     def datastream(self) -> DatastreamPlugin:
@@ -295,11 +299,19 @@ class Hub:
         return experiment.figure_names, experiment.eda_names
 
     def plot_json(self, name: str, plot_name: str) -> str:
-        """A model figure as Plotly JSON (updated with predictions made since training)."""
-        return figures.model_figure(self._get(name), plot_name)
+        """A model figure as Plotly JSON (built on first request, updated with predictions made
+        since training)."""
+        return figures.model_figure(self._get(name), plot_name, self._log_built)
 
     def plot_eda_json(self, name: str, plot_name: str) -> str:
-        return figures.eda_figure(self._get(name), plot_name)
+        return figures.eda_figure(self._get(name), plot_name, self._log_built)
+
+    def _log_built(self, experiment: Experiment, folder: str, built: dict[str, str]) -> None:
+        """Figures built on request join the experiment's run, written in the background."""
+        run_id = experiment.run_id
+        if run_id is not None:
+            self._runner.write_later(experiment, f"add figures {sorted(built)} to run {run_id}",
+                                     lambda: records.log_figures(self._tracking, run_id, folder, built))
 
     def plot(self, name: str, plot_name: str) -> go.Figure:
         import plotly.io

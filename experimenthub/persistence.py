@@ -21,10 +21,10 @@ if TYPE_CHECKING:
 
 
 def save(tracking: TrackingPlugin, experiment: Experiment) -> str:
-    """Write predictions and updated figures to the experiment's run; returns the run id. The
-    caller waits for the run's write-behind logging first."""
+    """Write predictions and the figures they changed to the experiment's run; returns the run id.
+    The caller waits for the run's write-behind logging first."""
     experiment.trained()  # Busy / NotReady before anything is written
-    figures.refresh(experiment)
+    figures.refresh(experiment, unbuilt=False)  # figures never asked for stay deferred
     run_id, figure_json, predictions, check = experiment.save_inputs()
     records.update(tracking, run_id, figure_json, predictions, check)
     return run_id
@@ -39,7 +39,8 @@ def load(tracking: TrackingPlugin, registry: ExperimentTypeRegistry, name: str,
         restored.impl, run_id=restored.run.run_id, exp_id=restored.run.experiment_id,
         started=_timestamp(restored.run.start_time), train_data=restored.train_data,
         evaluation=restored.evaluation, figures=restored.figures, eda=restored.eda,
-        predictions=restored.predictions, runs=len(tracking.runs(name)))
+        figure_names=restored.figure_names, eda_names=restored.eda_names, predictions=restored.predictions,
+        runs=len(tracking.runs(name)))
     return experiment, events
 
 

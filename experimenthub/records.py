@@ -8,8 +8,8 @@ A run's artifacts::
     data/evaluation.parquet  per-row results on the training data
     data/predictions.parquet predictions made since training (written by save)
     model/                   the model in its native MLflow flavor (prophet / sklearn)
-    figures/<name>.json      model figures, Plotly JSON
-    eda/<name>.json          EDA figures, Plotly JSON
+    figures/<name>.json      model figures, Plotly JSON (a deferred figure: once it was first built)
+    eda/<name>.json          EDA figures, Plotly JSON (likewise)
 
 Tags: ``experimenthub.type``, ``experimenthub.model_type``, ``experimenthub.kind`` (train/retrain).
 """
@@ -82,6 +82,12 @@ def finish(tracking: TrackingPlugin, run_id: str, impl: ExperimentType, evaluati
     tracking.end_run(run_id, "FINISHED")
 
 
+def log_figures(tracking: TrackingPlugin, run_id: str, folder: str, figures: dict[str, str]) -> None:
+    """Add figures built after the run was written (deferred ones, on first request)."""
+    if figures:
+        tracking.log_files(run_id, {f"{folder}/{k}.json": v for k, v in figures.items()})
+
+
 def update(tracking: TrackingPlugin, run_id: str, figures: dict[str, str],
            predictions: pd.DataFrame | None, monitor: dict[str, Any] | None) -> None:
     """``save``: bring the run up to date with predictions and the figures they changed."""
@@ -102,6 +108,8 @@ class Restored:
     figures: dict[str, str]
     eda: dict[str, str]
     predictions: pd.DataFrame | None
+    figure_names: list[str]  # every figure of the experiment, built (above) or deferred
+    eda_names: list[str]
 
 
 def latest_run(tracking: TrackingPlugin, name: str) -> RunInfo:
@@ -148,7 +156,9 @@ def restore(tracking: TrackingPlugin, registry: ExperimentTypeRegistry, name: st
         predictions = pd.read_parquet(predictions_file) if predictions_file else None
         figures = _read_folder(fetch("figures"))
         eda = _read_folder(fetch("eda"))
-    return Restored(run, impl, train, evaluation, figures, eda, predictions)
+    figure_names = list(cls.figure_names) if cls.figure_names is not None else list(figures)
+    eda_names = list(cls.eda_figure_names) if cls.eda_figure_names is not None else list(eda)
+    return Restored(run, impl, train, evaluation, figures, eda, predictions, figure_names, eda_names)
 
 
 def _read_folder(folder: Path | None) -> dict[str, str]:

@@ -75,13 +75,19 @@ class TrainingJob:
 
 
 class TrainingRunner:
-    def __init__(self, tracking: TrackingPlugin, executor: Executor, queue: JobQueue, publish: Publish) -> None:
+    def __init__(self, tracking: TrackingPlugin, executor: Executor, queue: JobQueue, publish: Publish,
+                 defer_figures: bool = True) -> None:
         self._tracking = tracking
         self._executor = executor
         self._queue = queue
         self._publish = publish
+        self._defer_figures = defer_figures
+        # back-pressure towards the tracking store: a job whose model is ready frees its slot once it
+        # may write its run; while this many runs are being written, finished fits keep their slots
+        self._writing = threading.BoundedSemaphore(2 * (queue.capacity or 4))
         self._lock = threading.Lock()
         self._threads: dict[Experiment, threading.Thread] = {}  # each experiment's latest job thread
+        self._writes: set[threading.Thread] = set()  # background writes to runs (write_later)
 
     def start(self, experiment: Experiment, type_instance: ExperimentType, frame: pd.DataFrame,
               batch: Batch | None, kind: str) -> None:
@@ -95,8 +101,9 @@ class TrainingRunner:
         def on_message(message_kind: str, payload: Any) -> None:
             self._on_message(experiment, job, message_kind, payload)
 
-        job = TrainingJob(self._executor.work(train, (type_instance, frame), on_message, type(type_instance)),
-                          self._queue)
+        work = self._executor.work(train, (type_instance, frame, self._defer_figures), on_message,
+                                   type(type_instance))
+        job = TrainingJob(work, self._queue)
         try:
             number, events = experiment.queue(job, frame)
         except Exception:
@@ -127,13 +134,31 @@ class TrainingRunner:
         if thread is not None and thread is not threading.current_thread():
             thread.join()
 
+    def write_later(self, experiment: Experiment, what: str, write: Callable[[], None]) -> None:
+        """Run ``write`` (more for the experiment's run) in the background, after the run's own
+        write-behind logging; ``join`` waits for it too."""
+        def run() -> None:
+            try:
+                self.settle(experiment)
+                write()
+            except Exception as exc:
+                log.warning("could not %s for %r: %s", what, experiment.name, exc)
+            finally:
+                with self._lock:
+                    self._writes.discard(threading.current_thread())
+
+        thread = threading.Thread(target=run, name=f"experimenthub-write-{experiment.name}", daemon=True)
+        with self._lock:
+            self._writes.add(thread)
+        thread.start()
+
     def join(self, timeout: float) -> None:
         """Wait (up to ``timeout`` s in all) for every job thread, write-behind logging included."""
         import time
 
         deadline = time.monotonic() + timeout
         with self._lock:
-            threads = list(self._threads.values())
+            threads = [*self._threads.values(), *self._writes]
         for thread in threads:
             if thread is not threading.current_thread():
                 thread.join(max(0.0, deadline - time.monotonic()))
@@ -191,8 +216,8 @@ class TrainingRunner:
         error = opened.get("error") or error
         events = None
         if output is not None and run is not None and not job.cancelled:
-            events = experiment.complete(job, output.experiment, output.evaluation, output.figures, output.eda,
-                                         frame)
+            events = experiment.complete(job, output.experiment, output.evaluation, frame, output.figures,
+                                         output.eda, output.figure_names, output.eda_names)
         if events is None:
             if batch:
                 batch.nack()
@@ -205,8 +230,9 @@ class TrainingRunner:
         if batch:
             batch.ack()
         self._publish(events)
-        job.release()  # the fit is over: the next queued job may start while this run is written
-        self._log_results(experiment, run, output)
+        with self._writing:
+            job.release()  # the fit is over: the next queued job may start while this run is written
+            self._log_results(experiment, run, output)
 
     def _log_results(self, experiment: Experiment, run: RunInfo, output: Any) -> None:
         try:

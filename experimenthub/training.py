@@ -1,7 +1,9 @@
 """The body of a training job, run inside the worker (see :mod:`experimenthub.jobs`).
 
-Everything CPU-heavy happens here, away from the kernel's thread: EDA figures, the fit, the
-evaluation on the training data and the model figures. Figures travel back as Plotly JSON.
+Everything CPU-heavy happens here, away from the kernel's thread: the fit, the evaluation on the
+training data and, unless they are deferred, the EDA and model figures (Plotly JSON). Deferred
+figures (``defer_figures`` and a type that declares its figure names) are listed by name and built
+by the hub when first asked for: with hundreds of experiments most figures are never looked at.
 """
 
 from __future__ import annotations
@@ -22,20 +24,33 @@ if TYPE_CHECKING:
 class TrainingOutput:
     experiment: ExperimentType
     evaluation: Evaluation
-    figures: dict[str, str]
+    figures: dict[str, str]  # the model figures built (all of figure_names, or none when deferred)
     eda: dict[str, str]
+    figure_names: list[str]
+    eda_names: list[str]
 
 
-def train(experiment: ExperimentType, data: pd.DataFrame, report: Report) -> TrainingOutput:
+def train(experiment: ExperimentType, data: pd.DataFrame, defer_figures: bool, report: Report) -> TrainingOutput:
     def progress(stage: str, fraction: float) -> None:
         report("progress", (stage, fraction))
 
-    progress("eda", 0.05)
-    eda = figures_to_json(experiment.eda_figures(data))
-    report("eda", eda)
+    cls = type(experiment)
+    if defer_figures and cls.eda_figure_names is not None:
+        eda: dict[str, str] = {}
+        eda_names = list(cls.eda_figure_names)
+    else:
+        progress("eda", 0.05)
+        eda = figures_to_json(experiment.eda_figures(data))
+        eda_names = list(eda)
+        report("eda", eda)
     progress("fitting", 0.15)
     evaluation = experiment.fit(data, progress)
-    progress("figures", 0.85)
-    figures = figures_to_json(experiment.figures(data, evaluation, None))
+    if defer_figures and cls.figure_names is not None:
+        figures: dict[str, str] = {}
+        figure_names = list(cls.figure_names)
+    else:
+        progress("figures", 0.85)
+        figures = figures_to_json(experiment.figures(data, evaluation, None))
+        figure_names = list(figures)
     progress("finishing", 0.95)
-    return TrainingOutput(experiment, evaluation, figures, eda)
+    return TrainingOutput(experiment, evaluation, figures, eda, figure_names, eda_names)

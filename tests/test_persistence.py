@@ -60,7 +60,15 @@ def test_training_is_an_mlflow_run(hub, daily, tmp_path):
     assert {"mae", "rmse", "mape", "coverage"} <= set(run.metrics)
     client = hub.tracking.client
     top = {f.path for f in client.list_artifacts(run.run_id)}
-    assert {"config.json", "model", "figures", "eda", "data", "learned.json"} <= top
+    assert {"config.json", "model", "data", "learned.json"} <= top
+    assert not {"figures", "eda"} & top  # deferred: built (and written to the run) when first asked for
+    hub.plot_json("sales", "components")
+    hub.plot_eda_json("sales", "summary")
+    hub.close()  # lets the background write of the figures finish
+    figures = {f.path for f in client.list_artifacts(run.run_id, "figures")}
+    eda = {f.path for f in client.list_artifacts(run.run_id, "eda")}
+    assert figures == {f"figures/{n}.json" for n in ("forecast", "components", "anomalies")}
+    assert eda == {f"eda/{n}.json" for n in ("correlation", "histogram", "series", "missing", "summary")}
     model_files = {f.path for f in client.list_artifacts(run.run_id, "model")}
     assert "model/MLmodel" in model_files  # MLflow's native prophet flavor, not a pickle of ours
     import mlflow.prophet

@@ -48,7 +48,7 @@ class ExperimentStatus(BaseModel):
     experiment_type: str
     model_type: str
     state: str = Field(description="created, training, ready, failed or stopped")
-    stage: str
+    stage: str = Field(description="while training: 'queued' (waiting for a free slot), then the job's stages")
     progress: float
     error: str | None
     run_id: str | None
@@ -59,6 +59,9 @@ class ExperimentStatus(BaseModel):
     metrics: dict[str, float]
     retrain: dict[str, Any] | None
     watching: bool = Field(False, description="streaming mode: predicting each batch arriving on the queue")
+    queue_position: int | None = Field(None, description="while stage is 'queued': trainings ahead of this one "
+                                                         "(0: it starts next)")
+    executor: str | None = Field(None, description="where the training runs: 'local' or a Dask worker's address")
 
 
 class PluginHealth(BaseModel):

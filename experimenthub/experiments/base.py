@@ -54,6 +54,11 @@ class ExperimentType(abc.ABC):
     #: the ``setup`` keys a create form edits with column pickers (others stay in the JSON editor);
     #: a key named ``features`` is a list of columns, the others one column each
     setup_keys: ClassVar[tuple[str, ...]] = ()
+    #: the names :meth:`figures` and :meth:`eda_figures` return, when they are always the same:
+    #: then the hub lists them at once and builds each figure only when it is first asked for
+    #: (None: unknown, the figures are built with every training)
+    figure_names: ClassVar[tuple[str, ...] | None] = None
+    eda_figure_names: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self.config: dict[str, Any] = self.parse_config(config)

@@ -25,6 +25,7 @@ from ..errors import DataError, InvalidConfig, NoData, NotReady
 from ..tables import parse_timestamps
 from . import fault_figures
 from .base import Evaluation, ExperimentType, ParamSpec, Progress
+from .eda import EDA_FIGURES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,6 +75,8 @@ class FaultDetectionExperiment(ExperimentType):
                                               "LocalOutlierFactor")
     retrain_metrics: ClassVar[tuple[str, ...]] = ("anomaly_rate",)
     setup_keys: ClassVar[tuple[str, ...]] = ("ds", "features", "label")
+    figure_names: ClassVar[tuple[str, ...] | None] = fault_figures.MODEL_FIGURES
+    eda_figure_names: ClassVar[tuple[str, ...] | None] = EDA_FIGURES
 
     @classmethod
     def rehearsals(cls) -> list[tuple[dict[str, Any], pd.DataFrame]]:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import plotly.graph_objects as go
 
+MODEL_FIGURES = ("control_chart", "anomalies", "contributions")
 _TRAIN, _NEW, _ALARM = "#1f77b4", "#9467bd", "#d62728"
 
 

@@ -25,6 +25,7 @@ from ..config import check_keys, choice, number, optional_str, parse_common, par
 from ..errors import DataError, InvalidConfig, NoData
 from . import timeseries_figures
 from .base import Evaluation, ExperimentType, ParamSpec, Progress
+from .eda import EDA_FIGURES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,6 +59,8 @@ class TimeSeriesExperiment(ExperimentType):
     model_types: ClassVar[tuple[str, ...]] = ("Prophet",)
     retrain_metrics: ClassVar[tuple[str, ...]] = ("mae", "rmse", "mape", "anomaly_rate")
     setup_keys: ClassVar[tuple[str, ...]] = ("ds", "target")
+    figure_names: ClassVar[tuple[str, ...] | None] = timeseries_figures.MODEL_FIGURES
+    eda_figure_names: ClassVar[tuple[str, ...] | None] = EDA_FIGURES
 
     @classmethod
     def warm_up(cls) -> None:

@@ -45,6 +45,33 @@ def _no_artifact_progress_bars() -> None:
     MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.default = False
 
 
+_TRANSIENT_WORDS = (
+    "database is locked", "queuepool limit", "connection refused", "connection reset", "connection aborted",
+    "max retries exceeded", "timed out", "timeout", "temporarily unavailable", "temporarily_unavailable",
+    "too many requests", "resource_exhausted", "service unavailable", "bad gateway", "gateway time",
+    "remote end closed", "broken pipe", "could not connect", "server closed the connection",
+)
+_TRANSIENT_TYPES = ("OperationalError", "TimeoutError", "ConnectionError", "ConnectTimeout", "ReadTimeout",
+                    "ChunkedEncodingError", "ProtocolError", "InterfaceError", "DisconnectionError")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a store error says "busy or unreachable, try again" (a locked sqlite file, an
+    exhausted connection pool, a server that is down or restarting) rather than "no"."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = str(current).lower()
+        if type(current).__name__ in _TRANSIENT_TYPES or any(word in text for word in _TRANSIENT_WORDS):
+            return True
+        code = getattr(current, "error_code", None) or ""
+        if code in ("TEMPORARILY_UNAVAILABLE", "RESOURCE_EXHAUSTED", "REQUEST_LIMIT_EXCEEDED"):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 class MlflowTracking:
     def __init__(self, uri: str, artifact_root: str | None = None) -> None:
         self.uri = uri
@@ -103,7 +130,8 @@ class MlflowTracking:
         except Exception as exc:
             if "RESOURCE_DOES_NOT_EXIST" in str(exc) or "not found" in str(exc).lower():
                 raise RunNotFound(f"MLflow at {self.uri}: {exc}") from exc
-            raise TrackingError(f"could not {action} MLflow at {self.uri}: {type(exc).__name__}: {exc}") from exc
+            raise TrackingError(f"could not {action} MLflow at {self.uri}: {type(exc).__name__}: {exc}",
+                                transient=is_transient(exc)) from exc
 
     # -- health ----------------------------------------------------------------------------
     def health(self) -> Health:
