@@ -49,7 +49,11 @@ class ExperimentHubClient:
         response = self._request(method, path, **kwargs)
         return None if response.status_code == 204 else response.json()
 
-    def _text(self, method: str, path: str, **kwargs: Any) -> str | None:
+    def _text(self, method: str, path: str, **kwargs: Any) -> str:
+        return self._request(method, path, **kwargs).text
+
+    def _text_or_none(self, method: str, path: str, **kwargs: Any) -> str | None:
+        """For the endpoints that answer 204 (nothing yet) instead of text."""
         response = self._request(method, path, **kwargs)
         return None if response.status_code == 204 else response.text
 
@@ -103,10 +107,10 @@ class ExperimentHubClient:
         return self._json("GET", f"/{name}/cfg")
 
     def run_id(self, name: str) -> str | None:
-        return self._text("GET", f"/{name}/run_id")
+        return self._text_or_none("GET", f"/{name}/run_id")
 
     def exp_id(self, name: str) -> str | None:
-        return self._text("GET", f"/{name}/exp_id")
+        return self._text_or_none("GET", f"/{name}/exp_id")
 
     # -- additions ---------------------------------------------------------------------------
     def status(self, name: str) -> dict[str, Any]:

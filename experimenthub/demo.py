@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import datasets
 from .hub import Hub
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 FORECAST = {"setup": {"target": "y", "ds": "ds"},
             "create_model": {"model_type": "Prophet", "params": {"seasonality_mode": "multiplicative"}},
@@ -31,6 +35,7 @@ def run(hub: Hub | None = None, out: Path | None = None) -> dict[str, object]:
     hub.create_experiment(process, "fault_detection", MONITOR, data=training)
     for name in (sales, process):
         status = hub.wait(name, timeout=600)
+        assert status.started_at is not None and status.ended_at is not None  # a finished training has both
         print(f"  {name}: {status.state} in {(status.ended_at - status.started_at).total_seconds():.1f} s, "
               f"metrics {_short(status.metrics)}")
     ahead = hub.predict(sales)
@@ -58,7 +63,7 @@ def run(hub: Hub | None = None, out: Path | None = None) -> dict[str, object]:
     return {"experiments": [sales, process], "figures": written}
 
 
-def _write(figure, path: Path) -> Path:
+def _write(figure: go.Figure, path: Path) -> Path:
     figure.write_html(path, include_plotlyjs="directory")  # one shared plotly.min.js, works offline
     return path
 

@@ -78,6 +78,7 @@ class _WorkerServer:
                 for attempt in (1, 2):
                     if self._process is None or self._process.poll() is not None:
                         self._start()
+                    assert self._control is not None  # a running server has its control socket
                     try:
                         socket.send_fds(self._control, [b"J"], [theirs.fileno()])
                         break

@@ -64,8 +64,6 @@ def _text(text: str) -> PlainTextResponse:
 
 
 def _routes(app: FastAPI) -> None:
-    text = {"response_class": PlainTextResponse}
-
     @app.get("/health", response_model=Health, tags=["health"], summary="Health of all plugins")
     def health(hub: HubDep) -> dict[str, Any]:
         return hub.health()
@@ -75,7 +73,7 @@ def _routes(app: FastAPI) -> None:
     def available_experiments(hub: HubDep) -> dict[str, Any]:
         return hub.available_experiments
 
-    @app.post("/flush/{queue}", tags=["data"], summary="Empty a queue", **text)
+    @app.post("/flush/{queue}", tags=["data"], summary="Empty a queue", response_class=PlainTextResponse)
     def flush(queue: str, hub: HubDep) -> PlainTextResponse:
         hub.flush(queue)
         return _text("Rabbit flushed")
@@ -115,7 +113,8 @@ def _routes(app: FastAPI) -> None:
             hub.train(name, body)
         return {"message": "Training started based on sent parameters."}
 
-    @app.post("/{name}/retrain", tags=["training"], summary="Retrain (a new run) on the data seen so far", **text)
+    @app.post("/{name}/retrain", tags=["training"], summary="Retrain (a new run) on the data seen so far",
+              response_class=PlainTextResponse)
     def retrain(name: str, hub: HubDep) -> PlainTextResponse:
         hub.retrain(name)
         return _text("Retraining started as requested.")
@@ -139,23 +138,27 @@ def _routes(app: FastAPI) -> None:
         hub.delete(name)
         return {"status": "success", "message": f"Experiment {name} deleted successfully"}
 
-    @app.post("/{name}/load", tags=["experiments"], summary="Load the latest finished MLflow run", **text)
+    @app.post("/{name}/load", tags=["experiments"], summary="Load the latest finished MLflow run",
+              response_class=PlainTextResponse)
     def load(name: str, hub: HubDep) -> PlainTextResponse:
         hub.load(name)
         return _text("Experiment loaded")
 
-    @app.post("/{name}/load/{run_id}", tags=["experiments"], summary="Load an MLflow run by id", **text)
+    @app.post("/{name}/load/{run_id}", tags=["experiments"], summary="Load an MLflow run by id",
+              response_class=PlainTextResponse)
     def load_run(name: str, run_id: str, hub: HubDep) -> PlainTextResponse:
         hub.load(name, run_id)
         return _text("Experiment loaded")
 
-    @app.post("/{name}/save", tags=["experiments"], summary="Bring the MLflow run up to date", **text)
+    @app.post("/{name}/save", tags=["experiments"], summary="Bring the MLflow run up to date",
+              response_class=PlainTextResponse)
     def save(name: str, hub: HubDep) -> PlainTextResponse:
         hub.save(name)
         return _text("Experiment saved")
 
     @app.post("/{name}/predict", tags=["prediction"], summary="Predict on sent rows, the queue's next batch, "
-              "or (time_series) the configured horizon ahead; results at GET /{name}/predictions", **text)
+              "or (time_series) the configured horizon ahead; results at GET /{name}/predictions",
+              response_class=PlainTextResponse)
     def predict(name: str, hub: HubDep,
                 rows: Annotated[Table | None, Body(description="rows to predict on (records or a JSON "
                                                                "table)")] = None) -> PlainTextResponse:
@@ -218,13 +221,13 @@ def _routes(app: FastAPI) -> None:
                  "start_time": r.start_time, "end_time": r.end_time, "metrics": dict(r.metrics)}
                 for r in hub.runs(name)]
 
-    @app.get("/{name}/run_id", tags=["metadata"], summary="The MLflow run id", **text,
+    @app.get("/{name}/run_id", tags=["metadata"], summary="The MLflow run id", response_class=PlainTextResponse,
              responses={204: {"description": "no run yet"}})
     def run_id(name: str, hub: HubDep) -> Response:
         run = hub.status(name).run_id
         return Response(status_code=204) if run is None else _text(run)
 
-    @app.get("/{name}/exp_id", tags=["metadata"], summary="The MLflow experiment id", **text,
+    @app.get("/{name}/exp_id", tags=["metadata"], summary="The MLflow experiment id", response_class=PlainTextResponse,
              responses={204: {"description": "no MLflow experiment yet"}})
     def exp_id(name: str, hub: HubDep) -> Response:
         experiment = hub.status(name).exp_id

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
     import plotly.graph_objects as go
+    from plotly.basedatatypes import BaseTraceType
 
 EDA_FIGURES = ("correlation", "histogram", "series", "missing", "summary")
 _GRID_LIMIT = 12  # more numeric columns than this: one trace at a time with a dropdown
@@ -108,7 +111,7 @@ def summary(data: pd.DataFrame, numeric: list[str]) -> go.Figure:
     return fig
 
 
-def _dropdown(columns: list[str], trace) -> go.Figure:
+def _dropdown(columns: list[str], trace: Callable[[str], BaseTraceType]) -> go.Figure:
     import plotly.graph_objects as go
 
     fig = go.Figure([trace(c) for c in columns])

@@ -157,7 +157,7 @@ class FaultDetectionExperiment(ExperimentType):
         if model_type == "LocalOutlierFactor":
             params["novelty"] = True
         try:  # scikit-learn checks parameters in fit only; _validate_params is that check without a fit
-            estimator(**{k: v for k, v in params.items() if k != "confidence"})._validate_params()  # noqa: SLF001, RUF100
+            estimator(**{k: v for k, v in params.items() if k != "confidence"})._validate_params()  # noqa: SLF001
         except ValueError as exc:  # sklearn's InvalidParameterError names the parameter
             found = re.search(r"'(\w+)' parameter", str(exc))
             raise InvalidConfig(str(exc), f"{key}.{found.group(1)}" if found else key) from None

@@ -13,13 +13,20 @@ and SciPy at import time; ``fault_detection`` imports it lazily.
 
 from __future__ import annotations
 
+from typing import Any, Self, cast
+
 import numpy as np
+import numpy.typing as npt
 from scipy import stats
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, OutlierMixin, TransformerMixin, clone
 from sklearn.decomposition import PCA
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 RULES = ("either", "t2", "spe", "both")
+
+# scikit-learn is untyped: validate_data returns Any, so arrays past it are annotated by hand
+FloatArray = npt.NDArray[np.float64]
+Labels = npt.NDArray[np.int_]
 
 
 class PCAMonitor(OutlierMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -43,13 +50,13 @@ class PCAMonitor(OutlierMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
     ``sum_a (t_a / λ_a) · p_ja · x_j`` with x centred, which can be negative for a variable.
     """
 
-    def __init__(self, n_components=0.9, confidence=0.99, rule="either"):
+    def __init__(self, n_components: int | float = 0.9, confidence: float = 0.99, rule: str = "either") -> None:
         self.n_components = n_components
         self.confidence = confidence
         self.rule = rule
 
-    def fit(self, X, y=None):
-        X = validate_data(self, X, dtype=np.float64)
+    def fit(self, X: npt.ArrayLike, y: object = None) -> Self:
+        X = cast(FloatArray, validate_data(self, X, dtype=np.float64))
         n = X.shape[0]
         if self.rule not in RULES:
             raise ValueError(f"rule must be one of {', '.join(RULES)}; got {self.rule!r}")
@@ -74,52 +81,52 @@ class PCAMonitor(OutlierMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin
         self.offset_ = -1.0
         return self
 
-    def _parts(self, X):
+    def _parts(self, X: npt.ArrayLike) -> tuple[FloatArray, FloatArray, FloatArray]:
         check_is_fitted(self, "pca_")
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        X = cast(FloatArray, validate_data(self, X, dtype=np.float64, reset=False))
         centred = X - self.pca_.mean_
         scores = centred @ self.pca_.components_.T
         return centred, scores, centred - scores @ self.pca_.components_
 
     @property
-    def _n_features_out(self):  # for get_feature_names_out: pcamonitor0, pcamonitor1, ...
+    def _n_features_out(self) -> int:  # for get_feature_names_out: pcamonitor0, pcamonitor1, ...
         return self.pca_.n_components_
 
-    def transform(self, X):
+    def transform(self, X: npt.ArrayLike) -> FloatArray:
         """Principal component scores t (one column per retained component)."""
         return self._parts(X)[1]
 
-    def t2(self, X):
+    def t2(self, X: npt.ArrayLike) -> FloatArray:
         return np.sum(self._parts(X)[1] ** 2 / self.eigenvalues_, axis=1)
 
-    def spe(self, X):
+    def spe(self, X: npt.ArrayLike) -> FloatArray:
         return np.sum(self._parts(X)[2] ** 2, axis=1)
 
-    def t2_contributions(self, X):
+    def t2_contributions(self, X: npt.ArrayLike) -> FloatArray:
         centred, scores, _ = self._parts(X)
         return ((scores / self.eigenvalues_) @ self.pca_.components_) * centred
 
-    def spe_contributions(self, X):
+    def spe_contributions(self, X: npt.ArrayLike) -> FloatArray:
         return self._parts(X)[2] ** 2
 
-    def limit_ratio(self, X):
+    def limit_ratio(self, X: npt.ArrayLike) -> FloatArray:
         """Statistic / limit under ``rule``: above 1 is an alarm."""
         _, scores, residual = self._parts(X)
         t2 = np.sum(scores ** 2 / self.eigenvalues_, axis=1) / self.t2_limit_
         spe = np.sum(residual ** 2, axis=1) / self.spe_limit_
         return {"either": np.maximum(t2, spe), "both": np.minimum(t2, spe), "t2": t2, "spe": spe}[self.rule]
 
-    def score_samples(self, X):
+    def score_samples(self, X: npt.ArrayLike) -> FloatArray:
         return -self.limit_ratio(X)
 
-    def decision_function(self, X):
+    def decision_function(self, X: npt.ArrayLike) -> FloatArray:
         return self.score_samples(X) - self.offset_
 
-    def predict(self, X):
+    def predict(self, X: npt.ArrayLike) -> Labels:
         return np.where(self.decision_function(X) < 0, -1, 1)
 
 
-def _out_of_fold_spe(X, a, folds=10):
+def _out_of_fold_spe(X: FloatArray, a: int, folds: int = 10) -> FloatArray | None:
     """SPE of each sample under a PCA fitted without it (k-fold), or None for tiny data sets.
 
     SPE of the training samples themselves is biased low (the model was fitted to them), most of
@@ -139,7 +146,7 @@ def _out_of_fold_spe(X, a, folds=10):
     return spe
 
 
-def _spe_limit(residual, confidence, oof_spe):
+def _spe_limit(residual: FloatArray, confidence: float, oof_spe: FloatArray | None) -> tuple[float, str]:
     """(limit, method) for SPE at ``confidence``.
 
     With out-of-fold SPE values: Nomikos & MacGregor's ``g·χ²_h`` with g, h matched to their mean
@@ -173,12 +180,12 @@ class ScoreLimitDetector(OutlierMixin, BaseEstimator):
     ``contamination``) is used instead.
     """
 
-    def __init__(self, estimator=None, confidence=0.99):
+    def __init__(self, estimator: Any = None, confidence: float | None = 0.99) -> None:
         self.estimator = estimator
         self.confidence = confidence
 
-    def fit(self, X, y=None):
-        X = validate_data(self, X, dtype=np.float64)
+    def fit(self, X: npt.ArrayLike, y: object = None) -> Self:
+        X = cast(FloatArray, validate_data(self, X, dtype=np.float64))
         if self.confidence is not None and not 0 < self.confidence < 1:
             raise ValueError(f"confidence must be in (0, 1); got {self.confidence!r}")
         self.estimator_ = clone(self.estimator).fit(X)
@@ -189,7 +196,7 @@ class ScoreLimitDetector(OutlierMixin, BaseEstimator):
         self.offset_ = -self.score_limit_
         return self
 
-    def _out_of_fold_scores(self, X, folds=5):
+    def _out_of_fold_scores(self, X: FloatArray, folds: int = 5) -> FloatArray:
         """Anomaly scores of each training row from a detector fitted without it (k-fold): scores
         of the rows a detector was fitted on are biased towards normal, so limits from them alarm
         too often on new data. Falls back to in-sample scores for tiny data sets."""
@@ -205,12 +212,12 @@ class ScoreLimitDetector(OutlierMixin, BaseEstimator):
             scores[part] = -clone(self.estimator).fit(X[train]).score_samples(X[part])
         return scores
 
-    def score_samples(self, X):
+    def score_samples(self, X: npt.ArrayLike) -> FloatArray:
         check_is_fitted(self, "estimator_")
         return self.estimator_.score_samples(validate_data(self, X, dtype=np.float64, reset=False))
 
-    def decision_function(self, X):
+    def decision_function(self, X: npt.ArrayLike) -> FloatArray:
         return self.score_samples(X) - self.offset_
 
-    def predict(self, X):
+    def predict(self, X: npt.ArrayLike) -> Labels:
         return np.where(self.decision_function(X) < 0, -1, 1)

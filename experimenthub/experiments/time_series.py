@@ -28,8 +28,11 @@ from .base import Evaluation, ExperimentType, ParamSpec, Progress
 from .eda import EDA_FIGURES
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
     import plotly.graph_objects as go
+    from prophet import Prophet
 
 _EXCLUDED_PARAMS = {"self", "holidays", "stan_backend", "changepoints"}
 _RANDOM_LOCK = threading.Lock()  # Prophet samples intervals from numpy's global generator
@@ -206,6 +209,7 @@ class TimeSeriesExperiment(ExperimentType):
         quiet = {"show_progress": False} if self.config["create_model"]["params"].get("mcmc_samples", 0) > 0 else {}
         model.fit(history, **quiet)
         self.model = model
+        assert model.history is not None  # Prophet.fit sets it (typed Optional until then)
         self.learned["freq"] = self.config["forecast"]["freq"] or infer_freq(model.history["ds"])
         progress("evaluating", 0.6)
         import pandas as pd
@@ -324,7 +328,7 @@ class TimeSeriesExperiment(ExperimentType):
 
 # -- helpers ---------------------------------------------------------------------------------
 
-def _build_prophet(params: dict[str, Any]):
+def _build_prophet(params: dict[str, Any]) -> Prophet:
     quiet_stan_logging()
     from prophet import Prophet
 
@@ -420,7 +424,7 @@ def _numeric(values: pd.Series, column: str) -> pd.Series:
                         f"as a number", column) from exc
 
 
-def _first_bad(values: pd.Series, parse) -> Any:
+def _first_bad(values: pd.Series, parse: Callable[[Any], object]) -> Any:
     for value in values:
         try:
             parse(value)

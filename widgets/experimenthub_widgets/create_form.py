@@ -186,7 +186,7 @@ class CreateForm(w.VBox):
             config = copy.deepcopy(self._config)
             create = dict(config.get("create_model") or {})
             create["model_type"] = self.model.value
-            old = create.get("params") if isinstance(create.get("params"), dict) else {}
+            old = _sub_dict(create, "params")
             extra = {k: v for k, v in old.items() if k not in self.params.widgets}
             create["params"] = {**extra, **self.params.value}
             config["create_model"] = create
@@ -224,14 +224,14 @@ class CreateForm(w.VBox):
 
     def _json_to_form(self, config: dict[str, Any]) -> None:
         with self._quiet:
-            create = config.get("create_model") if isinstance(config.get("create_model"), dict) else {}
+            create = _sub_dict(config, "create_model")
             model_type = create.get("model_type")
             if model_type in self.model.options and model_type != self.model.value:
                 self.model.value = model_type
                 self._set_param_specs()
-            params = create.get("params") if isinstance(create.get("params"), dict) else {}
+            params = _sub_dict(create, "params")
             self.params.set_values(params)
-            setup = config.get("setup") if isinstance(config.get("setup"), dict) else {}
+            setup = _sub_dict(config, "setup")
             self._show_setup(setup, keep=True)
 
     # -- type, model, parameters -----------------------------------------------------------------
@@ -455,6 +455,12 @@ class CreateForm(w.VBox):
             self._on_created(created)
 
         self._runner.run("Creating…", work, done=done, button=self.button)
+
+
+def _sub_dict(config: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """``config[key]`` when it is a dict (a config section), else an empty one."""
+    value = config.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def _section(title: str) -> w.HTML:

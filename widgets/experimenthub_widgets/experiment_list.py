@@ -65,6 +65,7 @@ class ExperimentList(w.VBox):
     ``selected`` is the selected experiment's name (None when none)."""
 
     selected = traitlets.Unicode(None, allow_none=True)
+    children: tuple[w.Widget, ...]  # VBox's trait, declared for mypy (ipywidgets is untyped)
 
     def __init__(self, hub: Any) -> None:
         self._hub = hub

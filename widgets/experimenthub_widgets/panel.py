@@ -127,7 +127,7 @@ class Panel(w.VBox):
         self.timer = threading.Thread(target=self._timer, name="experimenthub-panel-timer", daemon=True)
         self.timer.start()
         if serve and self.server is not None:
-            self.server_toggle.value = True
+            self.server.toggle.value = True
 
     def _aliases(self) -> None:
         """Stable handles for tests and notebooks (each also has an ``eh-*`` CSS class)."""

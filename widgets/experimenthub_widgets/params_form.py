@@ -79,7 +79,7 @@ class ParamsForm(w.VBox):
             widget = w.Text(value=default, **common)
         else:  # json, or a default of None: JSON text, empty = default
             widget = w.Text(value="" if default is None else json.dumps(default), placeholder="default", **common)
-            widget.is_json = True  # type: ignore[attr-defined]
+            widget.is_json = True
         widget.add_class(f"eh-param-{spec.name}")
         return widget
 

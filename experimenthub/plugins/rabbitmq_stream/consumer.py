@@ -65,7 +65,8 @@ class RabbitMQConsumer:
         self._lock = threading.Lock()
         self._connection: Any = None  # while a session runs; other threads only add callbacks to it
         self._session = 0
-        self._status, self._error, self._sessions = "connecting", None, 0
+        self._status, self._sessions = "connecting", 0
+        self._error: str | None = None
         self._unapplied: dict[tuple[int, int], tuple[Any, bytes]] = {}  # acks handed over, not yet sent
         self._handed: set[tuple[int, int]] = set()  # (session, tag) given to the callback, not settled
         self._channel: Any = None  # consumer thread only

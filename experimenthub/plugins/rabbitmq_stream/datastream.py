@@ -132,7 +132,7 @@ class RabbitMQDatastream(IOThread):
             if self._passive(dead) is None:
                 return []
             channel = self._connection.channel()
-            found = []
+            found: list[DeadLetter] = []
             try:
                 while len(found) < limit:
                     method, properties, body = channel.basic_get(dead)
