@@ -100,3 +100,19 @@ class TrackingError(ExperimentHubError, RuntimeError):
 
 class DatastreamError(ExperimentHubError, RuntimeError):
     """The datastream backend could not be reached or refused the request."""
+
+
+class GroupsRejected(ExperimentHubError, ValueError):
+    """Creating many experiments at once was refused before any started; ``groups`` maps each bad
+    group (its experiment name, or its value when it has none) to the reason."""
+
+    def __init__(self, groups: dict[str, str]) -> None:
+        self.groups = dict(groups)
+        listed = "; ".join(f"{name}: {why}" for name, why in sorted(self.groups.items())[:20])
+        more = f" (and {len(self.groups) - 20} more)" if len(self.groups) > 20 else ""
+        super().__init__(f"{len(self.groups)} group(s) refused, none created: {listed}{more}")
+
+
+class LimitExceeded(ExperimentHubError, ValueError):
+    """A request goes beyond a configured limit (rows per request, experiments per hub, body size);
+    the message names the limit and its setting."""

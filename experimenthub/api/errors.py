@@ -23,6 +23,8 @@ STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
     (errors.InvalidConfig, 400),
     (errors.InvalidName, 400),
     (errors.UnknownExperimentType, 400),
+    (errors.GroupsRejected, 400),
+    (errors.LimitExceeded, 413),
     (errors.ExperimentNotFound, 404),
     (errors.PlotNotFound, 404),
     (errors.RunNotFound, 404),
