@@ -241,18 +241,19 @@ class Experiment:
                                f"train again")
             return self._run_id, dict(self._figures), self._predictions, self._retrain
 
-    def wait(self, timeout: float | None = None, *, tracked: bool = False) -> Status:
-        """Block until no job owns the experiment (with ``tracked``, also until its run is written
-        behind). TimeoutError after ``timeout`` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-
-        def settled() -> bool:
+    def settled(self, tracked: bool = False) -> bool:
+        """No job owns the experiment (with ``tracked``: and its run is not being written)."""
+        with self._lock:
             if self.busy:
                 return False
             return not (tracked and self._state == "ready" and self._tracking == "logging")
 
+    def wait(self, timeout: float | None = None, *, tracked: bool = False) -> Status:
+        """Block until no job owns the experiment (with ``tracked``, also until its run is written
+        behind). TimeoutError after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            while not settled():
+            while not self.settled(tracked):
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError(f"Experiment {self.name!r} still {self._state} after {timeout} s")

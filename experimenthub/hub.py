@@ -22,11 +22,11 @@ import time
 import types
 import weakref
 from collections.abc import Collection, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
-from . import figures, persistence, queued, records
+from . import figures, persistence, records, training_data
 from .admission import JobQueue
-from .errors import ExperimentExists, ExperimentNotFound, InvalidConfig, NoData
+from .errors import ExperimentExists, ExperimentHubError, ExperimentNotFound, GroupsRejected, LimitExceeded, NoData
 from .events import Event, EventBus, Subscription
 from .executor import LocalExecutor
 from .experiment import Experiment
@@ -65,17 +65,20 @@ class Hub:
     'ready'
     """
 
-    def __init__(self, settings: Settings | None = None, *, home: str | None = None,
-                 mlflow_uri: str | None = None, rabbitmq_url: str | None = None,
-                 experiment_types: Iterable[str] | None = None, config_file: str | None = None,
-                 tracking: TrackingPlugin | None = None, datastream: DatastreamPlugin | None = None,
-                 warm_up: bool = True, reserved_names: Collection[str] = ()) -> None:
+    def __init__(self, settings: Settings | None = None, *, tracking: TrackingPlugin | None = None,
+                 datastream: DatastreamPlugin | None = None, warm_up: bool = True,
+                 reserved_names: Collection[str] = (), **overrides: Any) -> None:
+        """``overrides``: any setting (``home``, ``mlflow_uri``, ``rabbitmq_url``, ``max_trainings``,
+        ``experiment_types``, ... and ``config_file``), winning over the environment and the YAML
+        file; or pass a whole ``settings`` object."""
         from .plugins.defaults import default_datastream, default_tracking
 
         if settings is None:
-            settings = Settings.from_env(
-                home=home, mlflow_uri=mlflow_uri, rabbitmq_url=rabbitmq_url, config_file=config_file,
-                experiment_types=tuple(experiment_types) if experiment_types is not None else None)
+            if overrides.get("experiment_types") is not None:
+                overrides["experiment_types"] = tuple(overrides["experiment_types"])
+            settings = Settings.from_env(**overrides)
+        elif overrides:
+            raise TypeError(f"give either settings or setting overrides ({sorted(overrides)}), not both")
         self.settings = settings
         self._reserved = frozenset(reserved_names)
         self._lock = threading.RLock()
@@ -182,21 +185,53 @@ class Hub:
         """
         self.check_name(name)
         cls = self._types.get(experiment_type)
-        type_instance, inline = _build(cls, config)
-        with self._lock:
-            if name in self._experiments:
-                raise ExperimentExists(name)
+        type_instance, inline = training_data.build(cls, config)
+        self._check_room([name])
         frame, batch = self._training_data(name, type_instance, data, inline, fallback=None)
         experiment = Experiment(name, experiment_type, type_instance)
-        with self._lock:
-            if name in self._experiments:
-                if batch:
-                    batch.nack()
-                raise ExperimentExists(name)
-            self._experiments[name] = experiment
-        self._publish([Event("experiment_created", name, {"experiment_type": experiment_type})])
+        try:
+            self._register([experiment])
+        except Exception:
+            if batch:
+                batch.nack()
+            raise
         self._runner.start(experiment, type_instance, frame, batch, "train")
         return experiment
+
+    def create_experiments(self, experiment_type: str, config: Mapping[str, Any] | None, data: Any,
+                           by: str | None = None, prefix: str = "") -> list[Experiment]:
+        """One experiment per group: per distinct value of column ``by`` in a long table (the column
+        is dropped), or per entry of a mapping name -> table. Names come from the values, made valid
+        (``"Store 1"`` -> ``"Store_1"``) after ``prefix``. Every group is validated before any starts:
+        GroupsRejected names every bad group and nothing is created. Returns the experiments, which
+        train through the queue (``wait(names)`` waits for all)."""
+        from . import groups
+
+        cls = self._types.get(experiment_type)
+        parts = groups.split(data, by, prefix)
+        if not parts:
+            raise NoData("no groups: the data has no rows")
+        prepared: list[tuple[Experiment, pd.DataFrame]] = []
+        problems: dict[str, str] = {}
+        for name, part in parts.items():
+            try:
+                self.check_name(name)
+                type_instance, _ = training_data.build(cls, config)
+                frame = type_instance.validate_data(training_data.check_rows(part, self.settings.max_rows,
+                                                                             f"group {name!r}"))
+            except ExperimentHubError as exc:
+                problems[name] = str(exc)
+                continue
+            prepared.append((Experiment(name, experiment_type, type_instance), frame))
+        with self._lock:
+            problems.update({n: "an experiment of that name exists" for n in parts if n in self._experiments})
+        if problems:
+            raise GroupsRejected(problems)
+        self._check_room(list(parts))
+        self._register([experiment for experiment, _ in prepared])
+        for experiment, frame in prepared:
+            self._runner.start(experiment, experiment.type_instance, frame, None, "train")
+        return [experiment for experiment, _ in prepared]
 
     def train(self, name: str, config: Mapping[str, Any] | None = None, data: Any = None) -> Experiment:
         """Train again (a new run), with a new config and/or data; defaults to what it has."""
@@ -205,7 +240,7 @@ class Hub:
         if config is None:
             type_instance, inline = type(current)(current.config), None
         else:
-            type_instance, inline = _build(type(current), config)
+            type_instance, inline = training_data.build(type(current), config)
         frame, batch = self._training_data(name, type_instance, data, inline, fallback=fallback)
         self._runner.start(experiment, type_instance, frame, batch, "train")
         return experiment
@@ -227,20 +262,30 @@ class Hub:
 
     def _training_data(self, name: str, type_instance: ExperimentType, data: Any, inline: Any,
                        fallback: pd.DataFrame | None) -> tuple[pd.DataFrame, Batch | None]:
-        batch = None
-        if data is not None:
-            frame = to_frame(data, "data")
-        elif inline is not None:
-            frame = to_frame(inline, "config 'data'")
-        else:
-            batch = self._datastream.drain(name)
-            if batch is not None:
-                return queued.training_frame(type_instance, batch), batch
-            if fallback is None:
-                raise NoData(f"No training data for {name!r}: pass data (a DataFrame or records), put records "
-                             f"under config 'data', or publish them to the queue {name!r}")
-            frame = fallback
-        return type_instance.validate_data(frame), batch
+        return training_data.resolve(self._datastream, name, type_instance, data, inline, fallback,
+                                     self.settings.max_rows)
+
+    def _check_room(self, names: list[str]) -> None:
+        with self._lock:
+            new = [n for n in names if n not in self._experiments]
+            if len(self._experiments) + len(new) > self.settings.max_experiments:
+                raise LimitExceeded(
+                    f"this hub holds {len(self._experiments)} experiments; {len(new)} more would pass the limit of "
+                    f"{self.settings.max_experiments} (setting max_experiments, EXPERIMENTHUB_MAX_EXPERIMENTS); "
+                    f"delete some first")
+            for name in names:
+                if name in self._experiments:
+                    raise ExperimentExists(name)
+
+    def _register(self, experiments: list[Experiment]) -> None:
+        """Add new experiments to the registry at once (ExperimentExists if a name was taken meanwhile)."""
+        with self._lock:
+            for experiment in experiments:
+                if experiment.name in self._experiments:
+                    raise ExperimentExists(experiment.name)
+            for experiment in experiments:
+                self._experiments[experiment.name] = experiment
+        self._publish([Event("experiment_created", e.name, {"experiment_type": e.type_name}) for e in experiments])
 
     # -- observing and waiting ---------------------------------------------------------------
     def status(self, name: str) -> Status:
@@ -250,37 +295,77 @@ class Hub:
         streams = self._streams
         return dataclasses.replace(status, watching=True) if streams and streams.watching(name) else status
 
-    def wait(self, name: str, timeout: float | None = None, *, tracked: bool = False,
-             raise_on_failure: bool = True) -> Status:
-        """Block until the experiment leaves ``created``/``training`` (and, with ``tracked``, until
-        its run is fully logged). Raises TimeoutError, or TrainingFailed when it failed."""
-        from .errors import TrainingFailed
+    @overload
+    def wait(self, name: str, timeout: float | None = None, *, tracked: bool = False,  # type: ignore[overload-overlap]
+             raise_on_failure: bool = True, progress: bool | None = None) -> Status: ...
 
+    @overload
+    def wait(self, name: Iterable[str], timeout: float | None = None, *, tracked: bool = False,
+             raise_on_failure: bool = True, progress: bool | None = None) -> dict[str, Status]: ...
+
+    def wait(self, name: str | Iterable[str], timeout: float | None = None, *, tracked: bool = False,
+             raise_on_failure: bool = True, progress: bool | None = None) -> Status | dict[str, Status]:
+        """Block until the experiment leaves ``created``/``training`` (and, with ``tracked``, until
+        its run is fully logged). Raises TimeoutError, or TrainingFailed when it failed.
+
+        With a list of names: waits for all, showing progress (a bar in a notebook, lines in a
+        script; ``progress=False`` hides it) and returns ``{name: status}``; a failed one does not
+        raise, its status says why."""
+        from .errors import TrainingFailed
+        from .waiting import wait_many
+
+        if not isinstance(name, str):
+            experiments = {n: self._get(n) for n in name}
+            return wait_many(experiments, self.subscribe, timeout, tracked, progress)
         status = self._get(name).wait(timeout, tracked=tracked)
         if raise_on_failure and status.state == "failed":
             raise TrainingFailed(f"Training of {name!r} failed: {status.error}")
         return status
 
     # -- stopping and deleting -----------------------------------------------------------------
-    def stop_training(self, name: str) -> bool:
-        """Stop a running (or queued) training now (its worker is killed). True if one was running."""
-        events = self._get(name).stop()
+    @overload
+    def stop_training(self, name: str) -> bool: ...  # type: ignore[overload-overlap]
+
+    @overload
+    def stop_training(self, name: Iterable[str]) -> dict[str, bool]: ...
+
+    def stop_training(self, name: str | Iterable[str]) -> bool | dict[str, bool]:
+        """Stop a running (or queued: it never starts) training now; its worker is killed. True if
+        one was running. With a list of names: ``{name: stopped}`` (unknown names refused first)."""
+        if not isinstance(name, str):
+            experiments = self._get_all(name)
+            return {e.name: self._stop(e) for e in experiments}
+        return self._stop(self._get(name))
+
+    def _stop(self, experiment: Experiment) -> bool:
+        events = experiment.stop()
         if events is None:
             return False
         self._publish(events)
         return True
 
-    def delete(self, name: str) -> None:
-        """Stop any training and streaming, and remove the experiment from the hub (its MLflow runs
-        stay; messages still in its queue stay too)."""
-        if self._streams is not None:
-            self._streams.unwatch(name)
+    def delete(self, name: str | Iterable[str]) -> None:
+        """Stop any training and streaming, and remove the experiment (or each of a list of names;
+        unknown names are refused before any is deleted) from the hub. Its MLflow runs stay;
+        messages still in its queue stay too."""
+        names = [name] if isinstance(name, str) else [e.name for e in self._get_all(name)]
+        for one in names:
+            if self._streams is not None:
+                self._streams.unwatch(one)
+            with self._lock:
+                experiment = self._experiments.pop(one, None) if isinstance(one, str) else None
+                if experiment is None:
+                    raise ExperimentNotFound(str(one), self._experiments)
+            experiment.retire()
+            self._publish([Event("experiment_deleted", one)])
+
+    def _get_all(self, names: Iterable[str]) -> list[Experiment]:
         with self._lock:
-            experiment = self._experiments.pop(name, None) if isinstance(name, str) else None
-            if experiment is None:
-                raise ExperimentNotFound(str(name), self._experiments)
-        experiment.retire()
-        self._publish([Event("experiment_deleted", name)])
+            wanted = list(names)
+            unknown = [n for n in wanted if not isinstance(n, str) or n not in self._experiments]
+            if unknown:
+                raise ExperimentNotFound(", ".join(map(str, unknown)), self._experiments)
+            return [self._experiments[n] for n in wanted]
 
     # -- using a trained model ------------------------------------------------------------------
     def predict(self, name: str, data: Any = None) -> pd.DataFrame:
@@ -462,17 +547,6 @@ class Hub:
             if self._streams is None:
                 self._streams = Streaming(self, self._publish)
             return self._streams
-
-
-def _build(cls: type[ExperimentType], config: Any) -> tuple[ExperimentType, Any]:
-    """The type instance for ``config`` (validated), and the inline ``data`` records it carried."""
-    if config is None:
-        config = {}
-    if not isinstance(config, Mapping):
-        raise InvalidConfig(f"the config must be a mapping (JSON object), got {type(config).__name__}")
-    config = dict(config)
-    inline = config.pop("data", None)
-    return cls(config), inline
 
 
 _open_hubs: weakref.WeakSet[Hub] = weakref.WeakSet()
