@@ -15,8 +15,10 @@ from .errors import (
     ExperimentExists,
     ExperimentHubError,
     ExperimentNotFound,
+    GroupsRejected,
     InvalidConfig,
     InvalidName,
+    LimitExceeded,
     NoData,
     NotReady,
     PlotNotFound,
@@ -60,7 +62,8 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Busy", "DataError", "DatastreamError", "Experiment", "ExperimentExists", "ExperimentHub",
-    "ExperimentHubError", "ExperimentNotFound", "ExperimentType", "Hub", "InvalidConfig", "InvalidName", "NoData",
+    "ExperimentHubError", "ExperimentNotFound", "ExperimentType", "GroupsRejected", "Hub", "InvalidConfig",
+    "InvalidName", "LimitExceeded", "NoData",
     "NotReady", "PlotNotFound", "RunNotFound", "Settings", "Status", "TrackingError", "TrainingFailed",
     "UnknownExperimentType", "__version__",
 ]

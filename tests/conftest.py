@@ -6,11 +6,13 @@ Tests that take the ``hub`` fixture run twice: against the embedded store and th
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -23,34 +25,56 @@ ROOT = Path(__file__).resolve().parents[1]
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 
 
-@pytest.fixture(scope="session")
-def mlflow_server():
-    """A real ``mlflow server`` (sqlite backend, proxied artifacts) on a free loopback port."""
-    workdir = Path(tempfile.mkdtemp(prefix="eh-mlflow-server-"))
+@contextlib.contextmanager
+def start_mlflow_server(backend_store_uri: str, workdir: Path):
+    """``mlflow server`` on a free loopback port (proxied artifacts under ``workdir``), stopped after."""
     port = free_port()
     log = open(workdir / "server.log", "wb")  # noqa: SIM115 - held open for the server's lifetime
     process = subprocess.Popen(
         [MLFLOW, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
-         "--artifacts-destination", str(workdir / "artifacts")],
+         "--backend-store-uri", backend_store_uri, "--artifacts-destination", str(workdir / "artifacts")],
         stdout=log, stderr=subprocess.STDOUT, cwd=workdir, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"mlflow server exited: {(workdir / 'server.log').read_text()[-3000:]}")
-        try:
-            if requests.get(uri + "/health", timeout=1).ok:
-                break
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError("mlflow server did not answer /health within 120 s")
-        time.sleep(0.3)
-    yield uri
-    stop_process_group(process)
-    log.close()
+    try:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"mlflow server exited: {(workdir / 'server.log').read_text()[-3000:]}")
+            try:
+                if requests.get(uri + "/health", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("mlflow server did not answer /health within 120 s")
+            time.sleep(0.3)
+        yield uri
+    finally:
+        stop_process_group(process)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server():
+    """A real ``mlflow server`` (sqlite backend, proxied artifacts) on a free loopback port."""
+    workdir = Path(tempfile.mkdtemp(prefix="eh-mlflow-server-"))
+    with start_mlflow_server(f"sqlite:///{workdir / 'mlflow.db'}", workdir) as uri:
+        yield uri
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_mlflow_server():
+    """A real ``mlflow server`` whose backend store is a new database on the machine's PostgreSQL
+    (127.0.0.1:5432, trust auth): the shared setup of several kernels writing to one store."""
+    database = f"experimenthub_test_{uuid.uuid4().hex[:12]}"
+    psql = ["psql", "-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-d", "postgres"]
+    subprocess.run([*psql, "-c", f"CREATE DATABASE {database}"], check=True, capture_output=True, timeout=60)
+    workdir = Path(tempfile.mkdtemp(prefix="eh-mlflow-pg-"))
+    with start_mlflow_server(f"postgresql://postgres@127.0.0.1:5432/{database}", workdir) as uri:
+        yield uri
+    subprocess.run([*psql, "-c", f"DROP DATABASE IF EXISTS {database} WITH (FORCE)"], capture_output=True,
+                   timeout=60)
     shutil.rmtree(workdir, ignore_errors=True)
 
 

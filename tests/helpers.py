@@ -56,7 +56,11 @@ def stop_process_group(process) -> None:
     import os
     import subprocess
 
-    os.killpg(process.pid, 15)
+    try:
+        os.killpg(process.pid, 15)
+    except ProcessLookupError:  # it exited already (its group with it)
+        process.wait(timeout=15)
+        return
     try:
         process.wait(timeout=15)
     except subprocess.TimeoutExpired:
