@@ -6,7 +6,8 @@ Each request on the socket carries one file descriptor: the job's end of a socke
 forked child becomes a process-group leader (so the hub can kill it with everything it started),
 runs the job over that socket and exits. Children are reaped by the kernel (SIGCHLD ignored
 here, restored in the child so that subprocesses such as CmdStan can be waited for). The server
-exits when the hub closes the socket.
+exits when the hub closes the socket or dies (a crashed kernel), killing the process group of
+every job still running.
 
 Unlike ``multiprocessing``'s fork server, a child never re-imports the hub's ``__main__``: a plain
 script without an ``if __name__ == "__main__"`` guard works.
@@ -56,6 +57,20 @@ def main(control_fd: int) -> None:
     gc.freeze()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     control.sendall(b"R")  # ready: libraries loaded
+    children: set[int] = set()
+    try:
+        _serve(control, children)
+    finally:
+        # the hub went away (closed the socket, or died: a crashed kernel): its jobs go with it,
+        # each child's whole process group (CmdStan included)
+        for pid in children:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def _serve(control: socket.socket, children: set[int]) -> None:
     while True:
         try:
             message, fds, _flags, _addr = socket.recv_fds(control, 16, 1)
@@ -65,6 +80,7 @@ def main(control_fd: int) -> None:
             return  # the hub went away
         if not fds:
             continue
+        children.difference_update([pid for pid in children if not _alive(pid)])
         pid = os.fork()
         if pid == 0:
             code = 0
@@ -78,6 +94,17 @@ def main(control_fd: int) -> None:
             finally:
                 os._exit(code)
         os.close(fds[0])
+        children.add(pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 if __name__ == "__main__":

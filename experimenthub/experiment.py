@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import Busy, ExperimentNotFound, NotReady
@@ -51,12 +52,17 @@ class Job(Protocol):
 
 
 class Experiment:
-    def __init__(self, name: str, type_name: str, type_instance: ExperimentType) -> None:
+    def __init__(self, name: str, type_name: str, type_instance: ExperimentType | None,
+                 model_type: str | None = None) -> None:
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
+        self._load_lock = threading.Lock()
         self.name = name
         self.type_name = type_name
-        self._type_instance = type_instance
+        self._type_instance = type_instance  # None while stored (restored lazily, see stored())
+        self._model_type = model_type or (_model_type_of(type_instance) if type_instance is not None else "")
+        self._loader: Callable[[], dict[str, Any]] | None = None
+        self._stored_metrics: dict[str, float] = {}
         self._state = "created"
         self._stage = ""
         self._progress = 0.0
@@ -93,22 +99,29 @@ class Experiment:
 
     @property
     def config(self) -> dict[str, Any]:
+        self._ensure_loaded()
         with self._lock:
-            return copy.deepcopy(self._type_instance.config)
+            return copy.deepcopy(self._instance().config)
 
     @property
     def model_type(self) -> str:
-        return str(self._type_instance.config["create_model"]["model_type"])
+        return self._model_type
 
     @property
     def type_instance(self) -> ExperimentType:
         """The experiment type object holding the current config and fitted model."""
-        return self._type_instance
+        self._ensure_loaded()
+        return self._instance()
 
     @property
     def model(self) -> Any:
         """The fitted model (a Prophet model, a scikit-learn pipeline); None before training."""
-        return self._type_instance.model
+        return self.type_instance.model
+
+    @property
+    def stored(self) -> bool:
+        """Listed from the tracking store and not loaded yet (``hub.restore``): the first use loads it."""
+        return self._loader is not None
 
     @property
     def run_id(self) -> str | None:
@@ -130,7 +143,7 @@ class Experiment:
     @property
     def status(self) -> Status:
         with self._lock:
-            metrics = dict(self._evaluation.metrics) if self._evaluation else {}
+            metrics = dict(self._evaluation.metrics) if self._evaluation else dict(self._stored_metrics)
             job = self._job if self.busy else None
             return Status(
                 name=self.name, experiment_type=self.type_name, model_type=self.model_type,
@@ -153,10 +166,12 @@ class Experiment:
 
     def figure(self, plot_name: str) -> str | None:
         """A model figure's Plotly JSON, or None when it is not built (or not a figure of this one)."""
+        self._ensure_loaded()
         with self._lock:
             return self._figures.get(plot_name)
 
     def eda_figure(self, plot_name: str) -> str | None:
+        self._ensure_loaded()
         with self._lock:
             return self._eda.get(plot_name)
 
@@ -176,32 +191,36 @@ class Experiment:
     def trained(self) -> ExperimentType:
         """The type instance with a fitted model, for predicting and saving; Busy while training,
         NotReady without a model."""
+        self._ensure_loaded()
         with self._lock:
             if self.busy:
                 raise Busy(f"Experiment {self.name!r} is {self._state}; wait for it to be ready")
-            if self._type_instance.model is None or self._evaluation is None:
+            if self._instance().model is None or self._evaluation is None:
                 detail = f": {self._error}" if self._error else ""
                 raise NotReady(f"Experiment {self.name!r} has no trained model (state {self._state}{detail})")
-            return self._type_instance
+            return self._instance()
 
     def training_fallback(self) -> tuple[ExperimentType, pd.DataFrame | None]:
         """For a new training: the current type instance and the data to reuse when none is given
         (the latest job's, else the current model's). Busy while a job runs."""
+        self._ensure_loaded()
         with self._lock:
             self._check_idle()
             data = self._last_data if self._last_data is not None else self._train_data
-            return self._type_instance, data
+            return self._instance(), data
 
     def retraining_data(self) -> tuple[ExperimentType, pd.DataFrame, pd.DataFrame | None]:
         """For a retrain: the type instance, the model's training data and the new observations."""
+        self._ensure_loaded()
         with self._lock:
             self._check_idle()
             if self._train_data is None:
                 raise NotReady(f"Experiment {self.name!r} has no training data to retrain on")
-            return self._type_instance, self._train_data, self._new_rows
+            return self._instance(), self._train_data, self._new_rows
 
     def train_data(self) -> pd.DataFrame:
         """The data of the current model; while a first training runs, the data it trains on."""
+        self._ensure_loaded()
         with self._lock:
             data = self._train_data if self._train_data is not None else self._last_data
             if data is None:
@@ -209,6 +228,7 @@ class Experiment:
             return data.copy()
 
     def predictions(self) -> pd.DataFrame | None:
+        self._ensure_loaded()
         with self._lock:
             return None if self._predictions is None else self._predictions.copy()
 
@@ -216,23 +236,26 @@ class Experiment:
                                                            pd.DataFrame | None] | None:
         """What the model figures are built from, when predictions made them out of date (or, with
         ``unbuilt``, some were never built); else None."""
+        self._ensure_loaded()
         with self._lock:
             if self._evaluation is None or self._train_data is None:
                 return None
             complete = not unbuilt or set(self._figure_names) <= set(self._figures)
             if not self._figures_stale and complete:
                 return None
-            return self._type_instance, self._train_data, self._evaluation, self._predictions
+            return self._instance(), self._train_data, self._evaluation, self._predictions
 
     def eda_inputs(self) -> tuple[ExperimentType, pd.DataFrame] | None:
         """What the EDA figures are built from, when some were never built; else None."""
+        self._ensure_loaded()
         with self._lock:
             if self._train_data is None or set(self._eda_names) <= set(self._eda):
                 return None
-            return self._type_instance, self._train_data
+            return self._instance(), self._train_data
 
     def save_inputs(self) -> tuple[str, dict[str, str], pd.DataFrame | None, dict[str, Any] | None]:
         """``(run id, figures, predictions, last retrain check)`` for bringing the run up to date."""
+        self._ensure_loaded()
         with self._lock:
             if self._run_id is None:
                 raise NotReady(f"Experiment {self.name!r} has no MLflow run to save to")
@@ -312,7 +335,8 @@ class Experiment:
         with self._lock:
             if not self._owned_by(job):
                 return None
-            self._update(type_instance=type_instance, evaluation=evaluation, figures=dict(figures), eda=dict(eda),
+            self._update(type_instance=type_instance, model_type=_model_type_of(type_instance),
+                         evaluation=evaluation, figures=dict(figures), eda=dict(eda),
                          figure_names=list(figure_names), eda_names=list(eda_names), train_data=data,
                          predictions=None, new_rows=None, figures_stale=False, state="ready", stage="done",
                          progress=1.0, ended=now(), tracking="logging")
@@ -414,13 +438,53 @@ class Experiment:
         with self._lock:
             if self._state != "created" or self._job is not None:
                 raise Busy(f"Experiment {self.name!r} is {self._state}; only a new experiment is restored")
-            self._update(type_instance=type_instance, state="ready", stage="loaded", progress=1.0, run_id=run_id,
-                         exp_id=exp_id, train_data=train_data, evaluation=evaluation, figures=dict(figures),
-                         eda=dict(eda), figure_names=list(figure_names), eda_names=list(eda_names),
-                         predictions=predictions, tracking="logged",
-                         started=started, ended=now(), runs=runs)
+            self._fill(type_instance, run_id=run_id, exp_id=exp_id, started=started, train_data=train_data,
+                       evaluation=evaluation, figures=figures, eda=eda, figure_names=figure_names,
+                       eda_names=eda_names, predictions=predictions, runs=runs)
             return [self._state_event(),
                     Event("figures_updated", self.name, {"kind": "model", "names": list(figure_names)})]
+
+    def _fill(self, type_instance: ExperimentType, *, run_id: str, exp_id: str, started: dt.datetime | None,
+              train_data: pd.DataFrame, evaluation: Evaluation, figures: dict[str, str], eda: dict[str, str],
+              figure_names: list[str], eda_names: list[str], predictions: pd.DataFrame | None, runs: int) -> None:
+        self._update(type_instance=type_instance, model_type=_model_type_of(type_instance), state="ready",
+                     stage="loaded", progress=1.0, run_id=run_id, exp_id=exp_id, train_data=train_data,
+                     evaluation=evaluation, figures=dict(figures), eda=dict(eda), figure_names=list(figure_names),
+                     eda_names=list(eda_names), predictions=predictions, tracking="logged", started=started,
+                     ended=now(), runs=runs)
+
+    # -- stored experiments (hub.restore): listed at once, loaded on first use ---------------------
+    @classmethod
+    def from_store(cls, name: str, type_name: str, model_type: str, *, run_id: str, exp_id: str,
+                   started: dt.datetime | None, metrics: dict[str, float], figure_names: list[str],
+                   eda_names: list[str], loader: Callable[[], dict[str, Any]]) -> Experiment:
+        """A ``ready`` experiment known from its run (stage ``stored``); ``loader()`` returns the
+        keyword arguments of :meth:`restore` (the model, data, figures), called on first use."""
+        experiment = cls(name, type_name, None, model_type)
+        with experiment._lock:
+            experiment._update(state="ready", stage="stored", progress=1.0, run_id=run_id, exp_id=exp_id,
+                               started=started, tracking="logged", stored_metrics=dict(metrics),
+                               figure_names=list(figure_names), eda_names=list(eda_names), loader=loader)
+        return experiment
+
+    def _ensure_loaded(self) -> None:
+        """Load a stored experiment (once; concurrent callers wait for the one load)."""
+        if self._loader is None:
+            return
+        with self._load_lock:
+            loader = self._loader
+            if loader is None:
+                return
+            loaded = loader()  # I/O: outside the state lock, so status() still answers meanwhile
+            with self._lock:
+                if self._loader is loader and self._job is None:
+                    self._fill(**loaded)
+                    self._update(loader=None)
+
+    def _instance(self) -> ExperimentType:
+        if self._type_instance is None:
+            raise NotReady(f"Experiment {self.name!r} has no model loaded")
+        return self._type_instance
 
     # -- inside ----------------------------------------------------------------------------------
     def _check_idle(self) -> None:
@@ -440,3 +504,7 @@ class Experiment:
                 raise AttributeError(f"Experiment has no state {key!r}")
             setattr(self, attribute, value)
         self._changed.notify_all()
+
+
+def _model_type_of(type_instance: ExperimentType) -> str:
+    return str(type_instance.config["create_model"]["model_type"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import copy
+import functools
 import json
 import logging
 import threading
@@ -24,7 +25,7 @@ import weakref
 from collections.abc import Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, overload
 
-from . import figures, persistence, records, training_data
+from . import figures, persistence, records, recovery, training_data
 from .admission import JobQueue
 from .errors import ExperimentExists, ExperimentHubError, ExperimentNotFound, GroupsRejected, LimitExceeded, NoData
 from .events import Event, EventBus, Subscription
@@ -108,7 +109,10 @@ class Hub:
             for name in self._types.names():
                 self._types.get(name).warm_up()
 
-        for step in (self._executor.warm_up, warm_types, self._tracking.health, self.freeze_gc):
+        def reap() -> None:  # runs a crashed process of this host left RUNNING
+            recovery.reap_orphans(self._tracking)
+
+        for step in (self._executor.warm_up, warm_types, self._tracking.health, reap, self.freeze_gc):
             try:
                 step()
             except Exception:  # warming is an optimisation; the real call reports errors
@@ -358,6 +362,9 @@ class Hub:
                     raise ExperimentNotFound(str(one), self._experiments)
             experiment.retire()
             self._publish([Event("experiment_deleted", one)])
+            if experiment.run_id is not None:  # restore() skips it from now on
+                mark = functools.partial(self._tracking.set_experiment_tag, one, records.TAG_DELETED, "true")
+                self._runner.write_later(experiment, "mark the MLflow experiment deleted", mark)
 
     def _get_all(self, names: Iterable[str]) -> list[Experiment]:
         with self._lock:
@@ -471,6 +478,36 @@ class Hub:
             self._publish([Event("experiment_created", name, {"experiment_type": experiment.type_name})])
         self._publish(events)
         return experiment
+
+    def restore(self, names: str | Iterable[str] | None = None) -> list[str]:
+        """Bring back experiments from the tracking store: every one ExperimentHub wrote and did not
+        delete (or the named ones), each from its latest finished model run. They are listed at
+        once (state ``ready``, stage ``stored``) and loaded on first use, so a new kernel stays
+        small. Names already in the hub are left as they are. Returns the names brought back."""
+        wanted = None if names is None else {names} if isinstance(names, str) else set(names)
+        found = recovery.stored_models(self._tracking)
+        if wanted is not None:
+            missing = wanted - set(found)
+            if missing:
+                from .errors import RunNotFound
+
+                raise RunNotFound(f"No finished model run to restore for {sorted(missing)} at "
+                                  f"{self._tracking.uri}")
+        with self._lock:
+            candidates = [run for name, run in found.items()
+                          if (wanted is None or name in wanted) and name not in self._experiments]
+        experiments = []
+        for run in candidates:
+            try:
+                self.check_name(run.experiment_name)
+                experiments.append(persistence.stored(self._tracking, self._types, run))
+            except ExperimentHubError as exc:  # a name or type this hub cannot take
+                log.warning("not restoring %r: %s", run.experiment_name, exc)
+        with self._lock:
+            experiments = [e for e in experiments if e.name not in self._experiments]
+        self._check_room([e.name for e in experiments])
+        self._register(experiments)
+        return [e.name for e in experiments]
 
     # -- plugins -----------------------------------------------------------------------------------
     def health(self, max_age: float = _HEALTH_MAX_AGE) -> dict[str, Any]:

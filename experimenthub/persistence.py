@@ -2,21 +2,22 @@
 
 ``save`` brings the experiment's current run up to date (predictions since training, the figures
 they changed, the last retrain-policy value); ``load`` rebuilds a new, ``ready`` experiment from a
-finished run of the MLflow experiment of that name (the latest one by default), in this process or
-a fresh one. What a run holds is described in :mod:`experimenthub.records`.
+finished run of the MLflow experiment of that name (the latest model run by default), in this
+process or a fresh one; ``stored`` lists one from its run without loading anything (``restore``:
+the model is loaded on first use). What a run holds is described in :mod:`experimenthub.records`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import figures, records
 from .experiment import Experiment
 
 if TYPE_CHECKING:
     from .events import Event
-    from .plugins.protocols import TrackingPlugin
+    from .plugins.protocols import RunInfo, TrackingPlugin
     from .registry import ExperimentTypeRegistry
 
 
@@ -33,15 +34,32 @@ def save(tracking: TrackingPlugin, experiment: Experiment) -> str:
 def load(tracking: TrackingPlugin, registry: ExperimentTypeRegistry, name: str,
          run_id: str | None) -> tuple[Experiment, list[Event]]:
     """A new experiment ``name`` restored from a run, with the events announcing it."""
-    restored = records.restore(tracking, registry, name, run_id)
-    experiment = Experiment(name, restored.impl.type_name, restored.impl)
-    events = experiment.restore(
-        restored.impl, run_id=restored.run.run_id, exp_id=restored.run.experiment_id,
-        started=_timestamp(restored.run.start_time), train_data=restored.train_data,
-        evaluation=restored.evaluation, figures=restored.figures, eda=restored.eda,
-        figure_names=restored.figure_names, eda_names=restored.eda_names, predictions=restored.predictions,
-        runs=len(tracking.runs(name)))
+    fields = _restored(tracking, registry, name, run_id)
+    experiment = Experiment(name, fields["type_instance"].type_name, fields["type_instance"])
+    events = experiment.restore(**fields)
     return experiment, events
+
+
+def stored(tracking: TrackingPlugin, registry: ExperimentTypeRegistry, run: RunInfo) -> Experiment:
+    """An experiment known from its model run, its model and data loaded on first use."""
+    name = run.experiment_name
+    cls = registry.get(run.tags[records.TAG_TYPE])
+    return Experiment.from_store(
+        name, run.tags[records.TAG_TYPE], run.tags.get(records.TAG_MODEL, ""), run_id=run.run_id,
+        exp_id=run.experiment_id, started=_timestamp(run.start_time),
+        metrics={k: float(v) for k, v in run.metrics.items() if not k.startswith("monitor_")},
+        figure_names=list(cls.figure_names or ()), eda_names=list(cls.eda_figure_names or ()),
+        loader=lambda: _restored(tracking, registry, name, run.run_id))
+
+
+def _restored(tracking: TrackingPlugin, registry: ExperimentTypeRegistry, name: str,
+              run_id: str | None) -> dict[str, Any]:
+    restored = records.restore(tracking, registry, name, run_id)
+    return {"type_instance": restored.impl, "run_id": restored.run.run_id, "exp_id": restored.run.experiment_id,
+            "started": _timestamp(restored.run.start_time), "train_data": restored.train_data,
+            "evaluation": restored.evaluation, "figures": restored.figures, "eda": restored.eda,
+            "figure_names": restored.figure_names, "eda_names": restored.eda_names,
+            "predictions": restored.predictions, "runs": len(tracking.runs(name))}
 
 
 def _timestamp(seconds: float | None) -> dt.datetime | None:

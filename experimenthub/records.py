@@ -34,6 +34,15 @@ if TYPE_CHECKING:
     from .registry import ExperimentTypeRegistry
 
 TAG_TYPE, TAG_MODEL, TAG_KIND = "experimenthub.type", "experimenthub.model_type", "experimenthub.kind"
+#: what a run is for: "model" (an experiment's training; what load, restore and compare take),
+#: "sweep" (the parent of a sweep's candidates) or "candidate" (one of them)
+TAG_ROLE = "experimenthub.role"
+#: on the MLflow experiment: "true" once the hub experiment was deleted (restore skips it)
+TAG_DELETED = "experimenthub.deleted"
+
+
+def role(run: RunInfo) -> str:
+    return run.tags.get(TAG_ROLE, "model")  # runs written before roles existed are model runs
 
 
 def parquet_bytes(frame: pd.DataFrame) -> bytes:
@@ -55,11 +64,15 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def start(tracking: TrackingPlugin, name: str, impl: ExperimentType, data: pd.DataFrame, kind: str,
-          number: int) -> RunInfo:
-    """Open the run and record what goes in: params, config, training data."""
+          number: int, tags: dict[str, str] | None = None) -> RunInfo:
+    """Open the run and record what goes in: params, config, training data. ``tags`` join ours
+    (e.g. the lease naming the process that writes the run)."""
     run = tracking.start_run(name, f"{name}-{kind}-{number}", {
         TAG_TYPE: impl.type_name, TAG_MODEL: impl.config["create_model"]["model_type"], TAG_KIND: kind,
+        TAG_ROLE: "model", **(tags or {}),
     })
+    if number == 1:  # a new hub experiment of this name: no longer the deleted one, if it was
+        tracking.set_experiment_tag(name, TAG_DELETED, "false")
     tracking.log_params(run.run_id, impl.tracking_params())
     tracking.log_files(run.run_id, {
         "config.json": json.dumps(impl.config, indent=2, default=str),
@@ -114,7 +127,7 @@ class Restored:
 
 def latest_run(tracking: TrackingPlugin, name: str) -> RunInfo:
     for run in tracking.runs(name, finished_only=True):
-        if TAG_TYPE in run.tags:
+        if TAG_TYPE in run.tags and role(run) == "model":
             return run
     raise RunNotFound(f"No finished MLflow run for experiment {name!r} at {tracking.uri}; "
                       f"train it first (or pass a run id)")
@@ -130,6 +143,9 @@ def restore(tracking: TrackingPlugin, registry: ExperimentTypeRegistry, name: st
                           f"not {name!r}; load it as {run.experiment_name!r}")
     if TAG_TYPE not in run.tags:
         raise RunNotFound(f"Run {run.run_id} was not recorded by ExperimentHub (no {TAG_TYPE} tag)")
+    if role(run) == "sweep":
+        raise RunNotFound(f"Run {run.run_id} is the parent run of a sweep; it holds no model. Load one of its "
+                          f"candidates, or the experiment's model run the sweep chose")
     if run.status != "FINISHED":
         raise RunNotFound(f"Run {run.run_id} ended {run.status}, it holds no complete model; "
                           f"load a FINISHED run")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from . import records
 from .admission import JobQueue, Ticket
 from .events import Event
+from .recovery import lease_tags
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -194,7 +195,8 @@ class TrainingRunner:
 
         def open_run() -> None:
             try:
-                run = records.start(self._tracking, experiment.name, type_instance, frame, kind, number)
+                run = records.start(self._tracking, experiment.name, type_instance, frame, kind, number,
+                                    tags=lease_tags())
             except Exception as exc:
                 opened["error"] = exc
                 job.work.cancel()

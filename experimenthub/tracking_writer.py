@@ -124,3 +124,12 @@ class BoundedTracking:
 
     def download(self, run_id: str, artifact_path: str, destination: str) -> str | None:
         return self._call("download an artifact", lambda: self.store.download(run_id, artifact_path, destination))
+
+    def experiments(self) -> dict[str, dict[str, str]]:
+        return self._call("list experiments", self.store.experiments)
+
+    def set_experiment_tag(self, name: str, key: str, value: str) -> None:
+        self._call("tag an experiment", lambda: self.store.set_experiment_tag(name, key, value))
+
+    def find_runs(self, filter_string: str, max_results: int = 100_000) -> list[RunInfo]:
+        return self._call("search runs", lambda: self.store.find_runs(filter_string, max_results))

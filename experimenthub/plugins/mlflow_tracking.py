@@ -246,6 +246,49 @@ class MlflowTracking:
                                             max_results=max_results)
         return [_info(run, experiment) for run in found]
 
+    def experiments(self) -> dict[str, dict[str, str]]:
+        """Every active MLflow experiment: name -> its tags."""
+        return {name: tags for name, (_, tags) in self._experiment_index().items()}
+
+    def _experiment_index(self) -> dict[str, tuple[str, dict[str, str]]]:
+        found: dict[str, tuple[str, dict[str, str]]] = {}
+        token = None
+        with self._errors("list experiments in"):
+            while True:
+                page = self.client.search_experiments(max_results=1000, page_token=token)
+                for experiment in page:
+                    found[experiment.name] = (experiment.experiment_id, dict(experiment.tags))
+                token = page.token
+                if not token:
+                    return found
+
+    def set_experiment_tag(self, name: str, key: str, value: str) -> None:
+        """Tag the MLflow experiment ``name`` (nothing when it does not exist)."""
+        experiment_id = self.experiment_id(name)
+        if experiment_id is not None:
+            with self._errors(f"tag experiment {name!r} in"):
+                self.client.set_experiment_tag(experiment_id, key, value)
+
+    def find_runs(self, filter_string: str, max_results: int = 100_000) -> list[RunInfo]:
+        """Runs of every active experiment matching an MLflow filter string, newest first."""
+        index = self._experiment_index()
+        names = {experiment_id: name for name, (experiment_id, _) in index.items()}
+        ids = list(names)
+        out: list[RunInfo] = []
+        with self._errors("search runs in"):
+            for start in range(0, len(ids), 100):
+                token = None
+                while len(out) < max_results:
+                    page = self.client.search_runs(ids[start:start + 100], filter_string=filter_string,
+                                                   order_by=["attributes.start_time DESC"],
+                                                   max_results=min(1000, max_results - len(out)), page_token=token)
+                    out.extend(_info(run, names[run.info.experiment_id]) for run in page)
+                    token = page.token
+                    if not token:
+                        break
+        out.sort(key=lambda run: run.start_time or 0, reverse=True)
+        return out
+
     def download(self, run_id: str, artifact_path: str, destination: str) -> str | None:
         """Local path of the artifact, or None when the run has no such artifact."""
         with self._errors(f"download {artifact_path!r} of run {run_id!r} from"):
