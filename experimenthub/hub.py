@@ -1,51 +1,52 @@
 """The hub: one object in the kernel that every face (cells, widgets, REST) calls.
 
-The hub owns the registry of experiments (name -> :class:`~experimenthub.experiment.Experiment`)
-and the event bus, and hands the work to the modules that own it: training jobs to the runner
-(:mod:`.runner`, through the admission queue and the executor), predictions and the retrain policy
-to :mod:`.predicting`, figures to :mod:`.figures`, saving and loading to :mod:`.persistence`,
-streaming to :mod:`.streaming`. Each experiment changes its own state through named transitions
-that return the events the hub publishes.
+A facade: the catalogue (:mod:`.catalogue`) owns the experiments by name, each experiment owns its
+state machine (:mod:`.experiment`), and each kind of work has its module: starting and stopping
+trainings (:mod:`.trainings`, through the runner, the admission queue and the executor),
+predictions and the retrain policy (:mod:`.predicting`), figures (:mod:`.figures`), save / load /
+restore (:mod:`.persistence`), streaming (:mod:`.streaming`), the leaderboard (:mod:`.comparing`).
 
-Thread-safety: the registry is guarded by the hub lock, each experiment by its own lock; neither is
-held during I/O (MLflow, the datastream, fitting). Events are published after the locks are released.
+Thread-safety: the catalogue and each experiment have their own lock, never held during I/O
+(MLflow, the datastream, fitting); events are published after the locks are released.
 """
 
 from __future__ import annotations
 
 import atexit
 import copy
+import dataclasses
 import functools
 import json
 import logging
 import threading
 import time
-import types
 import weakref
 from collections.abc import Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, overload
 
-from . import figures, persistence, records, recovery, training_data
+from . import comparing, figures, records, recovery
 from .admission import JobQueue
-from .errors import ExperimentExists, ExperimentHubError, ExperimentNotFound, GroupsRejected, LimitExceeded, NoData
+from .catalogue import Catalogue
+from .errors import NoData, NotReady, TrainingFailed
 from .events import Event, EventBus, Subscription
 from .executor import LocalExecutor
-from .experiment import Experiment
-from .naming import check_name
+from .persistence import Persistence
 from .predicting import Predictor
 from .registry import ExperimentTypeRegistry
 from .runner import TrainingRunner
 from .settings import Settings
 from .tables import to_frame, to_records
 from .tracking_writer import BoundedTracking
+from .trainings import Trainings
 
 if TYPE_CHECKING:
     import pandas as pd
     import plotly.graph_objects as go
 
     from .executor import Executor
+    from .experiment import Experiment
     from .experiments.base import ExperimentType
-    from .plugins.protocols import Batch, DatastreamPlugin, RunInfo, TrackingPlugin
+    from .plugins.protocols import DatastreamPlugin, RunInfo, TrackingPlugin
     from .status import Status
     from .streaming import Streaming
 
@@ -81,10 +82,8 @@ class Hub:
         elif overrides:
             raise TypeError(f"give either settings or setting overrides ({sorted(overrides)}), not both")
         self.settings = settings
-        self._reserved = frozenset(reserved_names)
-        self._lock = threading.RLock()
-        self._experiments: dict[str, Experiment] = {}
         self._events = EventBus()
+        self._catalogue = Catalogue(settings.max_experiments, reserved_names)
         self._types = ExperimentTypeRegistry(settings.experiment_types)
         self._store = tracking or default_tracking(settings)
         self._tracking = BoundedTracking(self._store, settings.tracking_writers)  # every write goes through it
@@ -93,7 +92,12 @@ class Hub:
         self._queue = JobQueue(settings.max_trainings)
         self._runner = TrainingRunner(self._tracking, self._executor, self._queue, self._publish,
                                       settings.defer_figures)
-        self._predictor = Predictor(self._datastream, self._publish, self.retrain)
+        self._trainings = Trainings(self._catalogue, self._types, self._datastream, self._runner, self._publish,
+                                    settings.max_rows)
+        self._persistence = Persistence(self._tracking, self._types, self._catalogue, self._runner, self._publish)
+        self._predictor = Predictor(self._datastream, self._publish,
+                                    lambda name, trigger: self.retrain(name, trigger=trigger))
+        self._streams_lock = threading.Lock()
         self._streams: Streaming | None = None  # watchers, made on the first watch()
         self._health_lock = threading.Lock()
         self._health_cache: tuple[float, dict[str, Any] | None] = (0.0, None)
@@ -102,21 +106,29 @@ class Hub:
         _open_hubs.add(self)
 
     def _warm_up(self) -> None:
-        """Pay the slow first steps off the caller's thread: the executor (the worker server with
-        its preloaded libraries), the experiment types, and the MLflow client (which creates the
-        sqlite schema)."""
+        """Pay the slow first steps off the caller's thread: the executor (the worker server with its
+        preloaded libraries), the experiment types, the MLflow client (which creates the sqlite
+        schema), and the repair of runs a crashed process of this host left RUNNING."""
         def warm_types() -> None:
             for name in self._types.names():
                 self._types.get(name).warm_up()
 
-        def reap() -> None:  # runs a crashed process of this host left RUNNING
+        def connect() -> None:  # MLflow first: /health says "starting" until its schema exists
+            self._tracking.health()
             recovery.reap_orphans(self._tracking)
 
-        for step in (self._executor.warm_up, warm_types, self._tracking.health, reap, self.freeze_gc):
-            try:
-                step()
-            except Exception:  # warming is an optimisation; the real call reports errors
-                log.debug("warm-up step failed", exc_info=True)
+        def run(*steps: Any) -> None:
+            for step in steps:
+                try:
+                    step()
+                except Exception:  # warming is an optimisation; the real call reports errors
+                    log.debug("warm-up step failed", exc_info=True)
+
+        tracking = threading.Thread(target=run, args=(connect,), name="experimenthub-warm-up-tracking", daemon=True)
+        tracking.start()
+        run(self._executor.warm_up, warm_types)
+        tracking.join()
+        run(self.freeze_gc)
 
     def freeze_gc(self) -> None:
         """gc.freeze() the objects alive now (the imported libraries, mostly), unless the settings say
@@ -128,10 +140,12 @@ class Hub:
             gc.freeze()
 
     def __repr__(self) -> str:
-        return (f"<{type(self).__name__} {len(self._experiments)} experiments, tracking={self._tracking.uri}, "
-                f"home={self.settings.home}>")
+        from .redact import redact_uri
 
-    # -- registry and events -----------------------------------------------------------------
+        return (f"<{type(self).__name__} {len(self._catalogue)} experiments, "
+                f"tracking={redact_uri(self._tracking.uri)}, home={self.settings.home}>")
+
+    # -- types, registry and events ----------------------------------------------------------------
     @property
     def available_experiments(self) -> dict[str, dict[str, str]]:
         """Experiment types: name -> ``{"module": ..., "class": ...}`` (the seed's shape)."""
@@ -148,8 +162,7 @@ class Hub:
     @property
     def experiments(self) -> Mapping[str, Experiment]:
         """A read-only snapshot: name -> :class:`Experiment`."""
-        with self._lock:
-            return types.MappingProxyType(dict(self._experiments))
+        return self._catalogue.snapshot()
 
     @property
     def tracking(self) -> TrackingPlugin:
@@ -166,136 +179,69 @@ class Hub:
 
     def check_name(self, name: Any, what: str = "experiment name") -> str:
         """``name`` if it may name an experiment or queue here; InvalidName saying why not."""
-        return check_name(name, what, self._reserved)
+        return self._catalogue.check_name(name, what)
 
     def _publish(self, events: Iterable[Event]) -> None:
         for event in events:
             self._events.publish(event)
 
-    def _get(self, name: str) -> Experiment:
-        with self._lock:
-            experiment = self._experiments.get(name) if isinstance(name, str) else None
-            if experiment is None:
-                raise ExperimentNotFound(str(name), self._experiments)
-            return experiment
-
-    # -- creating and training ---------------------------------------------------------------
+    # -- creating, training, stopping, deleting ------------------------------------------------------
     def create_experiment(self, name: str, experiment_type: str, config: Mapping[str, Any] | None = None,
                           data: Any = None) -> Experiment:
-        """Validate, register and start training in the background; returns at once.
-
-        Training data: ``data`` (a DataFrame or records), else ``config["data"]`` (inline records),
-        else the datastream queue named after the experiment.
-        """
-        self.check_name(name)
-        cls = self._types.get(experiment_type)
-        type_instance, inline = training_data.build(cls, config)
-        self._check_room([name])
-        frame, batch = self._training_data(name, type_instance, data, inline, fallback=None)
-        experiment = Experiment(name, experiment_type, type_instance)
-        try:
-            self._register([experiment])
-        except Exception:
-            if batch:
-                batch.nack()
-            raise
-        self._runner.start(experiment, type_instance, frame, batch, "train")
-        return experiment
+        """Validate, register and start training in the background; returns at once. Training data:
+        ``data`` (a DataFrame or records), else ``config["data"]`` (inline records), else the
+        datastream queue named after the experiment."""
+        return self._trainings.create(name, experiment_type, config, data)
 
     def create_experiments(self, experiment_type: str, config: Mapping[str, Any] | None, data: Any,
                            by: str | None = None, prefix: str = "") -> list[Experiment]:
-        """One experiment per group: per distinct value of column ``by`` in a long table (the column
-        is dropped), or per entry of a mapping name -> table. Names come from the values, made valid
+        """One experiment per group: per distinct value of column ``by`` in a long table (the column is
+        dropped), or per entry of a mapping name -> table. Names come from the values, made valid
         (``"Store 1"`` -> ``"Store_1"``) after ``prefix``. Every group is validated before any starts:
-        GroupsRejected names every bad group and nothing is created. Returns the experiments, which
-        train through the queue (``wait(names)`` waits for all)."""
-        from . import groups
-
-        cls = self._types.get(experiment_type)
-        parts = groups.split(data, by, prefix)
-        if not parts:
-            raise NoData("no groups: the data has no rows")
-        prepared: list[tuple[Experiment, pd.DataFrame]] = []
-        problems: dict[str, str] = {}
-        for name, part in parts.items():
-            try:
-                self.check_name(name)
-                type_instance, _ = training_data.build(cls, config)
-                frame = type_instance.validate_data(training_data.check_rows(part, self.settings.max_rows,
-                                                                             f"group {name!r}"))
-            except ExperimentHubError as exc:
-                problems[name] = str(exc)
-                continue
-            prepared.append((Experiment(name, experiment_type, type_instance), frame))
-        with self._lock:
-            problems.update({n: "an experiment of that name exists" for n in parts if n in self._experiments})
-        if problems:
-            raise GroupsRejected(problems)
-        self._check_room(list(parts))
-        self._register([experiment for experiment, _ in prepared])
-        for experiment, frame in prepared:
-            self._runner.start(experiment, experiment.type_instance, frame, None, "train")
-        return [experiment for experiment, _ in prepared]
+        GroupsRejected names every bad group and nothing is created. They train through the queue;
+        ``wait(names)`` waits for all."""
+        return self._trainings.create_many(experiment_type, config, data, by, prefix)
 
     def train(self, name: str, config: Mapping[str, Any] | None = None, data: Any = None) -> Experiment:
         """Train again (a new run), with a new config and/or data; defaults to what it has."""
-        experiment = self._get(name)
-        current, fallback = experiment.training_fallback()
-        if config is None:
-            type_instance, inline = type(current)(current.config), None
-        else:
-            type_instance, inline = training_data.build(type(current), config)
-        frame, batch = self._training_data(name, type_instance, data, inline, fallback=fallback)
-        self._runner.start(experiment, type_instance, frame, batch, "train")
-        return experiment
+        return self._trainings.train(name, config, data)
 
-    def retrain(self, name: str) -> Experiment:
-        """A new run with the same config on the training data plus new observations since."""
-        import pandas as pd
+    def retrain(self, name: str, *, trigger: str = "manual") -> Experiment:
+        """A new run with the same config on the training data plus new observations since; the run
+        records the run it replaced, ``trigger`` (``manual`` or the retrain policy's check) and how
+        many rows were added."""
+        return self._trainings.retrain(name, trigger)
 
-        experiment = self._get(name)
-        current, train, new_rows = experiment.retraining_data()
-        parts = [train]
-        if new_rows is not None and len(new_rows):
-            # the columns the model was trained on; extra columns of new rows are not features
-            parts.append(new_rows[[c for c in train.columns if c in new_rows.columns]])
-        type_instance = type(current)(current.config)
-        frame = type_instance.validate_data(pd.concat(parts, ignore_index=True) if len(parts) > 1 else train)
-        self._runner.start(experiment, type_instance, frame, None, "retrain")
-        return experiment
+    @overload
+    def stop_training(self, name: str) -> bool: ...  # type: ignore[overload-overlap]
 
-    def _training_data(self, name: str, type_instance: ExperimentType, data: Any, inline: Any,
-                       fallback: pd.DataFrame | None) -> tuple[pd.DataFrame, Batch | None]:
-        return training_data.resolve(self._datastream, name, type_instance, data, inline, fallback,
-                                     self.settings.max_rows)
+    @overload
+    def stop_training(self, name: Iterable[str]) -> dict[str, bool]: ...
 
-    def _check_room(self, names: list[str]) -> None:
-        with self._lock:
-            new = [n for n in names if n not in self._experiments]
-            if len(self._experiments) + len(new) > self.settings.max_experiments:
-                raise LimitExceeded(
-                    f"this hub holds {len(self._experiments)} experiments; {len(new)} more would pass the limit of "
-                    f"{self.settings.max_experiments} (setting max_experiments, EXPERIMENTHUB_MAX_EXPERIMENTS); "
-                    f"delete some first")
-            for name in names:
-                if name in self._experiments:
-                    raise ExperimentExists(name)
+    def stop_training(self, name: str | Iterable[str]) -> bool | dict[str, bool]:
+        """Stop a running (or queued: it never starts) training now; its worker is killed. True if
+        one was running. With a list of names: ``{name: stopped}`` (unknown names refused first)."""
+        if isinstance(name, str):
+            return self._trainings.stop(self._catalogue.get(name))
+        return {e.name: self._trainings.stop(e) for e in self._catalogue.get_all(name)}
 
-    def _register(self, experiments: list[Experiment]) -> None:
-        """Add new experiments to the registry at once (ExperimentExists if a name was taken meanwhile)."""
-        with self._lock:
-            for experiment in experiments:
-                if experiment.name in self._experiments:
-                    raise ExperimentExists(experiment.name)
-            for experiment in experiments:
-                self._experiments[experiment.name] = experiment
-        self._publish([Event("experiment_created", e.name, {"experiment_type": e.type_name}) for e in experiments])
+    def delete(self, name: str | Iterable[str]) -> None:
+        """Stop any training and streaming, and remove the experiment (or each of a list of names;
+        unknown names are refused before any is deleted) from the hub. Its MLflow runs stay, marked
+        so that ``restore`` skips them; messages still in its queue stay too."""
+        for experiment in self._catalogue.get_all([name] if isinstance(name, str) else name):
+            if self._streams is not None:
+                self._streams.unwatch(experiment.name)
+            self._catalogue.remove(experiment.name)
+            self._publish([Event("experiment_deleted", experiment.name)])
+            if experiment.run_id is not None:
+                mark = functools.partial(self._tracking.set_experiment_tag, experiment.name, records.TAG_DELETED,
+                                         "true")
+                self._runner.write_later(experiment, "mark the MLflow experiment deleted", mark)
 
-    # -- observing and waiting ---------------------------------------------------------------
+    # -- observing and waiting ---------------------------------------------------------------------
     def status(self, name: str) -> Status:
-        import dataclasses
-
-        status = self._get(name).status
+        status = self._catalogue.get(name).status
         streams = self._streams
         return dataclasses.replace(status, watching=True) if streams and streams.watching(name) else status
 
@@ -310,93 +256,40 @@ class Hub:
     def wait(self, name: str | Iterable[str], timeout: float | None = None, *, tracked: bool = False,
              raise_on_failure: bool = True, progress: bool | None = None) -> Status | dict[str, Status]:
         """Block until the experiment leaves ``created``/``training`` (and, with ``tracked``, until
-        its run is fully logged). Raises TimeoutError, or TrainingFailed when it failed.
-
-        With a list of names: waits for all, showing progress (a bar in a notebook, lines in a
-        script; ``progress=False`` hides it) and returns ``{name: status}``; a failed one does not
-        raise, its status says why."""
-        from .errors import TrainingFailed
+        its run is fully logged). Raises TimeoutError, or TrainingFailed when it failed. With a list
+        of names: waits for all, showing progress (a bar in a notebook, lines in a script;
+        ``progress=False`` hides it), and returns ``{name: status}``; a failed one does not raise."""
         from .waiting import wait_many
 
         if not isinstance(name, str):
-            experiments = {n: self._get(n) for n in name}
+            experiments = {e.name: e for e in self._catalogue.get_all(name)}
             return wait_many(experiments, self.subscribe, timeout, tracked, progress)
-        status = self._get(name).wait(timeout, tracked=tracked)
+        status = self._catalogue.get(name).wait(timeout, tracked=tracked)
         if raise_on_failure and status.state == "failed":
             raise TrainingFailed(f"Training of {name!r} failed: {status.error}")
         return status
 
-    # -- stopping and deleting -----------------------------------------------------------------
-    @overload
-    def stop_training(self, name: str) -> bool: ...  # type: ignore[overload-overlap]
-
-    @overload
-    def stop_training(self, name: Iterable[str]) -> dict[str, bool]: ...
-
-    def stop_training(self, name: str | Iterable[str]) -> bool | dict[str, bool]:
-        """Stop a running (or queued: it never starts) training now; its worker is killed. True if
-        one was running. With a list of names: ``{name: stopped}`` (unknown names refused first)."""
-        if not isinstance(name, str):
-            experiments = self._get_all(name)
-            return {e.name: self._stop(e) for e in experiments}
-        return self._stop(self._get(name))
-
-    def _stop(self, experiment: Experiment) -> bool:
-        events = experiment.stop()
-        if events is None:
-            return False
-        self._publish(events)
-        return True
-
-    def delete(self, name: str | Iterable[str]) -> None:
-        """Stop any training and streaming, and remove the experiment (or each of a list of names;
-        unknown names are refused before any is deleted) from the hub. Its MLflow runs stay;
-        messages still in its queue stay too."""
-        names = [name] if isinstance(name, str) else [e.name for e in self._get_all(name)]
-        for one in names:
-            if self._streams is not None:
-                self._streams.unwatch(one)
-            with self._lock:
-                experiment = self._experiments.pop(one, None) if isinstance(one, str) else None
-                if experiment is None:
-                    raise ExperimentNotFound(str(one), self._experiments)
-            experiment.retire()
-            self._publish([Event("experiment_deleted", one)])
-            if experiment.run_id is not None:  # restore() skips it from now on
-                mark = functools.partial(self._tracking.set_experiment_tag, one, records.TAG_DELETED, "true")
-                self._runner.write_later(experiment, "mark the MLflow experiment deleted", mark)
-
-    def _get_all(self, names: Iterable[str]) -> list[Experiment]:
-        with self._lock:
-            wanted = list(names)
-            unknown = [n for n in wanted if not isinstance(n, str) or n not in self._experiments]
-            if unknown:
-                raise ExperimentNotFound(", ".join(map(str, unknown)), self._experiments)
-            return [self._experiments[n] for n in wanted]
-
-    # -- using a trained model ------------------------------------------------------------------
+    # -- using a trained model ---------------------------------------------------------------------
     def predict(self, name: str, data: Any = None) -> pd.DataFrame:
         """Predict on new rows; with none, on the next batch of the experiment's queue, and with an
         empty queue, the type's default (time_series: the configured horizon ahead)."""
-        return self._predictor.predict(self._get(name), data)
+        return self._predictor.predict(self._catalogue.get(name), data)
 
     def predictions(self, name: str) -> pd.DataFrame | None:
         """Every prediction since the last training (None before the first)."""
-        return self._get(name).predictions()
+        return self._catalogue.get(name).predictions()
 
-    # -- figures -----------------------------------------------------------------------------------
     def plot_names(self, name: str) -> tuple[list[str], list[str]]:
-        """(model figure names, EDA figure names) available now."""
-        experiment = self._get(name)
+        """(model figure names, EDA figure names); a figure is built when it is first asked for."""
+        experiment = self._catalogue.get(name)
         return experiment.figure_names, experiment.eda_names
 
     def plot_json(self, name: str, plot_name: str) -> str:
-        """A model figure as Plotly JSON (built on first request, updated with predictions made
-        since training)."""
-        return figures.model_figure(self._get(name), plot_name, self._log_built)
+        """A model figure as Plotly JSON (updated with predictions made since training)."""
+        return figures.model_figure(self._catalogue.get(name), plot_name, self._log_built)
 
     def plot_eda_json(self, name: str, plot_name: str) -> str:
-        return figures.eda_figure(self._get(name), plot_name, self._log_built)
+        return figures.eda_figure(self._catalogue.get(name), plot_name, self._log_built)
 
     def _log_built(self, experiment: Experiment, folder: str, built: dict[str, str]) -> None:
         """Figures built on request join the experiment's run, written in the background."""
@@ -418,23 +311,19 @@ class Hub:
     # -- data and metadata -------------------------------------------------------------------------
     def train_data(self, name: str) -> pd.DataFrame:
         """The data of the current model; while a first training runs, the data it trains on."""
-        return self._get(name).train_data()
+        return self._catalogue.get(name).train_data()
 
     def cfg(self, name: str) -> dict[str, Any]:
-        return self._get(name).config
+        return self._catalogue.get(name).config
 
     def run_id(self, name: str) -> str:
-        from .errors import NotReady
-
-        run_id = self._get(name).run_id
+        run_id = self._catalogue.get(name).run_id
         if run_id is None:
             raise NotReady(f"Experiment {name!r} has no MLflow run yet")
         return run_id
 
     def exp_id(self, name: str) -> str:
-        from .errors import NotReady
-
-        exp_id = self._get(name).exp_id
+        exp_id = self._catalogue.get(name).exp_id
         if exp_id is None:
             raise NotReady(f"Experiment {name!r} has no MLflow experiment yet")
         return exp_id
@@ -444,85 +333,41 @@ class Hub:
         self.check_name(name)
         return self._tracking.runs(name)
 
+    def compare(self, names: str | Iterable[str] | None = None, metric: str | None = None) -> pd.DataFrame:
+        """A leaderboard from the tracking store: one row per experiment's latest model run (all, or
+        ``names``), or for one name (a string) one row per model run with its lineage: type, model
+        type, params, metrics, run id, state and time, best first by ``metric`` when given. Works for
+        experiments the hub does not hold."""
+        wanted = names if names is None or isinstance(names, str) else list(names)
+        for one in [wanted] if isinstance(wanted, str) else wanted or []:
+            self.check_name(one)
+        return comparing.leaderboard(self._tracking, wanted, metric, self._catalogue.states())
+
     # -- MLflow ------------------------------------------------------------------------------------
     def save(self, name: str) -> str:
         """Bring the experiment's MLflow run up to date (predictions, figures); returns the run id."""
-        experiment = self._get(name)
-        experiment.trained()
-        self._runner.settle(experiment)  # the write-behind logging of the run completes first
-        run_id = persistence.save(self._tracking, experiment)
-        self._publish([Event("tracking", name, {"run_id": run_id, "tracking": "saved"})])
-        return run_id
+        return self._persistence.save(name)
 
     def load(self, name: str, run_id: str | None = None) -> Experiment:
-        """Rebuild ``name`` from an MLflow run (its latest finished run when ``run_id`` is None)."""
-        from .errors import Busy
-
-        self.check_name(name)
-        with self._lock:
-            existing = self._experiments.get(name)
-        if existing is not None:
-            if existing.busy:
-                raise Busy(f"Experiment {name!r} is {existing.state}; stop it before loading a run into it")
-            if run_id is None:
-                self._runner.settle(existing)  # the newest run may still be written: "latest" must include it
-        experiment, events = persistence.load(self._tracking, self._types, name, run_id)
-        with self._lock:
-            current = self._experiments.get(name)
-            if current is not None and current.busy:
-                raise Busy(f"Experiment {name!r} started training meanwhile; load refused")
-            self._experiments[name] = experiment
-        if current is not None:
-            current.retire()
-        else:
-            self._publish([Event("experiment_created", name, {"experiment_type": experiment.type_name})])
-        self._publish(events)
-        return experiment
+        """Rebuild ``name`` from an MLflow run (its latest finished model run when ``run_id`` is None)."""
+        return self._persistence.load(name, run_id)
 
     def restore(self, names: str | Iterable[str] | None = None) -> list[str]:
-        """Bring back experiments from the tracking store: every one ExperimentHub wrote and did not
-        delete (or the named ones), each from its latest finished model run. They are listed at
-        once (state ``ready``, stage ``stored``) and loaded on first use, so a new kernel stays
-        small. Names already in the hub are left as they are. Returns the names brought back."""
-        wanted = None if names is None else {names} if isinstance(names, str) else set(names)
-        found = recovery.stored_models(self._tracking)
-        if wanted is not None:
-            missing = wanted - set(found)
-            if missing:
-                from .errors import RunNotFound
-
-                raise RunNotFound(f"No finished model run to restore for {sorted(missing)} at "
-                                  f"{self._tracking.uri}")
-        with self._lock:
-            candidates = [run for name, run in found.items()
-                          if (wanted is None or name in wanted) and name not in self._experiments]
-        experiments = []
-        for run in candidates:
-            try:
-                self.check_name(run.experiment_name)
-                experiments.append(persistence.stored(self._tracking, self._types, run))
-            except ExperimentHubError as exc:  # a name or type this hub cannot take
-                log.warning("not restoring %r: %s", run.experiment_name, exc)
-        with self._lock:
-            experiments = [e for e in experiments if e.name not in self._experiments]
-        self._check_room([e.name for e in experiments])
-        self._register(experiments)
-        return [e.name for e in experiments]
+        """Bring back from the tracking store every experiment ExperimentHub wrote and did not delete
+        (or the named ones), each from its latest finished model run: listed at once (``ready``, stage
+        ``stored``) and loaded on first use. Names the hub holds stay as they are. Returns the names."""
+        return self._persistence.restore(names)
 
     # -- plugins -----------------------------------------------------------------------------------
     def health(self, max_age: float = _HEALTH_MAX_AGE) -> dict[str, Any]:
-        """The seed's ``/health``: ``{"mlops": {...}, "datastream": {...}}``.
-
-        A check younger than ``max_age`` seconds is reused, and concurrent callers share one
-        check: a dashboard polling health from many clients costs one probe per second, not one
-        MLflow query per request."""
+        """The seed's ``/health``: ``{"mlops": {...}, "datastream": {...}}``. A check younger than
+        ``max_age`` seconds is reused, and concurrent callers share one check."""
         with self._health_lock:
             checked_at, cached = self._health_cache
-            if cached is not None and time.monotonic() - checked_at < max_age:
-                return copy.deepcopy(cached)
-            result = {"mlops": self._tracking.health(), "datastream": self._datastream.health()}
-            self._health_cache = (time.monotonic(), result)
-            return copy.deepcopy(result)
+            if cached is None or time.monotonic() - checked_at >= max_age:
+                cached = {"mlops": self._tracking.health(), "datastream": self._datastream.health()}
+                self._health_cache = (time.monotonic(), cached)
+            return copy.deepcopy(cached)
 
     def publish(self, name: str, data: Any) -> int:
         """Send a table to the experiment's queue as one message; returns the number of rows."""
@@ -543,9 +388,7 @@ class Hub:
         close plugin connections."""
         if self._streams is not None:
             self._streams.close()
-        with self._lock:
-            experiments = list(self._experiments.values())
-        for experiment in experiments:
+        for experiment in self._catalogue.snapshot().values():
             self._publish(experiment.stop() or [])
         self._runner.join(timeout)
         self._executor.close()
@@ -561,8 +404,7 @@ class Hub:
     def watch(self, name: str, prefetch: int = 1) -> bool:
         """Streaming mode: predict every batch arriving on the experiment's queue, in order, through
         :meth:`predict`; each is acknowledged after its predict succeeded, malformed ones go to the
-        dead-letter queue, batches meeting a busy experiment wait. False if already watching.
-        ``prefetch`` > 1 speeds up the transport but may reorder around a requeue (see streaming)."""
+        dead-letter queue, batches meeting a busy experiment wait. False if already watching."""
         return self._streaming().watch(name, prefetch)
 
     def unwatch(self, name: str, timeout: float = 2.0) -> bool:
@@ -580,7 +422,7 @@ class Hub:
     def _streaming(self) -> Streaming:
         from .streaming import Streaming
 
-        with self._lock:
+        with self._streams_lock:
             if self._streams is None:
                 self._streams = Streaming(self, self._publish)
             return self._streams

@@ -10,15 +10,73 @@ the model is loaded on first use). What a run holds is described in :mod:`experi
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from . import figures, records
+from . import figures, records, recovery
+from .errors import Busy, ExperimentHubError, RunNotFound
+from .events import Event
 from .experiment import Experiment
 
 if TYPE_CHECKING:
-    from .events import Event
+    from .catalogue import Catalogue
     from .plugins.protocols import RunInfo, TrackingPlugin
     from .registry import ExperimentTypeRegistry
+    from .runner import TrainingRunner
+
+log = logging.getLogger(__name__)
+
+
+class Persistence:
+    """The hub's save / load / restore, between its catalogue and the tracking store."""
+
+    def __init__(self, tracking: TrackingPlugin, types: ExperimentTypeRegistry, catalogue: Catalogue,
+                 runner: TrainingRunner, publish: Callable[[list[Event]], None]) -> None:
+        self._tracking = tracking
+        self._types = types
+        self._catalogue = catalogue
+        self._runner = runner
+        self._publish = publish
+
+    def save(self, name: str) -> str:
+        experiment = self._catalogue.get(name)
+        experiment.trained()
+        self._runner.settle(experiment)  # the write-behind logging of the run completes first
+        run_id = save(self._tracking, experiment)
+        self._publish([Event("tracking", name, {"run_id": run_id, "tracking": "saved"})])
+        return run_id
+
+    def load(self, name: str, run_id: str | None) -> Experiment:
+        self._catalogue.check_name(name)
+        existing = self._catalogue.find(name)
+        if existing is not None:
+            if existing.busy:
+                raise Busy(f"Experiment {name!r} is {existing.state}; stop it before loading a run into it")
+            if run_id is None:
+                self._runner.settle(existing)  # the newest run may still be written: "latest" must include it
+        experiment, events = load(self._tracking, self._types, name, run_id)
+        _, created = self._catalogue.replace(experiment)
+        self._publish(created + events)
+        return experiment
+
+    def restore(self, names: str | Iterable[str] | None) -> list[str]:
+        wanted = None if names is None else {names} if isinstance(names, str) else set(names)
+        found = recovery.stored_models(self._tracking)
+        missing = (wanted or set()) - set(found)
+        if missing:
+            raise RunNotFound(f"No finished model run to restore for {sorted(missing)} at {self._tracking.uri}")
+        experiments = []
+        for name, run in found.items():
+            if (wanted is not None and name not in wanted) or name in self._catalogue:
+                continue
+            try:
+                self._catalogue.check_name(name)
+                experiments.append(stored(self._tracking, self._types, run))
+            except ExperimentHubError as exc:  # a name or type this hub cannot take
+                log.warning("not restoring %r: %s", name, exc)
+        self._publish(self._catalogue.register(experiments))
+        return [e.name for e in experiments]
 
 
 def save(tracking: TrackingPlugin, experiment: Experiment) -> str:

@@ -34,7 +34,8 @@ HISTORY_ROWS = 100_000  # rows of predictions (and of new observations) kept per
 
 class Predictor:
     def __init__(self, datastream: DatastreamPlugin, publish: Callable[[list[Event]], None],
-                 retrain: Callable[[str], object]) -> None:
+                 retrain: Callable[[str, str], object]) -> None:
+        """``retrain(name, trigger)`` starts a retrain; ``trigger`` says why, in words."""
         self._datastream = datastream
         self._publish = publish
         self._retrain = retrain
@@ -77,14 +78,16 @@ class Predictor:
                        Event("figures_updated", name, {"kind": "model", "names": experiment.figure_names})])
         if check and check["triggered"]:
             self._publish([Event("state_changed", name, {"retrain": check})])
-            self._auto_retrain(experiment)
+            self._auto_retrain(experiment, check)
         return result
 
-    def _auto_retrain(self, experiment: Experiment) -> None:
+    def _auto_retrain(self, experiment: Experiment, check: dict[str, Any]) -> None:
         """Retrain because the policy says so. The predict that triggered it succeeded: a retrain
         that cannot start (busy, or refused data) is recorded in the status, not raised."""
+        trigger = (f"policy: {check['metric']} = {check['value']:.6g} above the threshold {check['threshold']:.6g} "
+                   f"over the last {check['rows']} predictions")
         try:
-            self._retrain(experiment.name)
+            self._retrain(experiment.name, trigger)
         except ExperimentHubError as exc:
             log.warning("automatic retrain of %r did not start: %s", experiment.name, exc)
             experiment.note_retrain_error(str(exc))

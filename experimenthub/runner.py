@@ -91,10 +91,11 @@ class TrainingRunner:
         self._writes: set[threading.Thread] = set()  # background writes to runs (write_later)
 
     def start(self, experiment: Experiment, type_instance: ExperimentType, frame: pd.DataFrame,
-              batch: Batch | None, kind: str) -> None:
+              batch: Batch | None, kind: str, tags: dict[str, str] | None = None) -> None:
         """Queue a training of ``experiment``; ExperimentNotFound when it left the hub meanwhile
         (a delete waits for the experiment's lock, then cancels the job queued here), Busy when a
-        job owns it. The batch's messages go back to their queue when the job does not succeed."""
+        job owns it. The batch's messages go back to their queue when the job does not succeed.
+        ``tags`` go on the run (e.g. the lineage of a retrain)."""
         from .training import train
 
         job: TrainingJob
@@ -118,7 +119,7 @@ class TrainingRunner:
                 previous = self._threads.get(experiment)
                 thread = threading.Thread(target=self._run, name=f"experimenthub-{kind}-{experiment.name}",
                                           args=(experiment, job, type_instance, frame, batch, kind, number,
-                                                previous), daemon=True)
+                                                previous, tags or {}), daemon=True)
                 self._threads[experiment] = thread
             thread.start()
 
@@ -172,9 +173,10 @@ class TrainingRunner:
             self._publish(experiment.attach_eda(job, dict(payload)))
 
     def _run(self, experiment: Experiment, job: TrainingJob, type_instance: ExperimentType, frame: pd.DataFrame,
-             batch: Batch | None, kind: str, number: int, previous: threading.Thread | None) -> None:
+             batch: Batch | None, kind: str, number: int, previous: threading.Thread | None,
+             tags: dict[str, str]) -> None:
         try:
-            self._train(experiment, job, type_instance, frame, batch, kind, number, previous)
+            self._train(experiment, job, type_instance, frame, batch, kind, number, previous, tags)
         finally:
             job.release()
             with self._lock:
@@ -182,7 +184,8 @@ class TrainingRunner:
                     del self._threads[experiment]
 
     def _train(self, experiment: Experiment, job: TrainingJob, type_instance: ExperimentType, frame: pd.DataFrame,
-               batch: Batch | None, kind: str, number: int, previous: threading.Thread | None) -> None:
+               batch: Batch | None, kind: str, number: int, previous: threading.Thread | None,
+               tags: dict[str, str]) -> None:
         from .jobs import JobCancelled
 
         self._publish(experiment.begin(job))
@@ -196,7 +199,7 @@ class TrainingRunner:
         def open_run() -> None:
             try:
                 run = records.start(self._tracking, experiment.name, type_instance, frame, kind, number,
-                                    tags=lease_tags())
+                                    tags={**lease_tags(), **tags})
             except Exception as exc:
                 opened["error"] = exc
                 job.work.cancel()
