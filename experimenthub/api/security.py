@@ -38,7 +38,10 @@ _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 def is_loopback(host: str) -> bool:
     """``localhost``, ``127.x.x.x`` or ``::1`` (brackets and a trailing dot allowed)."""
-    name = host.strip().lower().removeprefix("[").removesuffix("]").removesuffix(".")
+    name = host.strip().lower()
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    name = name.removesuffix(".")
     if name == "localhost":
         return True
     try:
