@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .redact import redact_text
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="experimenthub", description=__doc__)
@@ -58,7 +60,7 @@ def _serve(args: argparse.Namespace) -> int:
     from .settings import Settings
 
     def fail(message: str) -> int:
-        print(f"experimenthub serve: {message}", file=sys.stderr)
+        print(f"experimenthub serve: {redact_text(message)}", file=sys.stderr)
         return 2
 
     try:
@@ -103,7 +105,7 @@ def _publish(name: str, path: str, rabbitmq_url: str | None, batch_rows: int | N
     from .hub import Hub
 
     def fail(message: str, code: int = 2) -> int:
-        print(f"experimenthub publish: {message}", file=sys.stderr)
+        print(f"experimenthub publish: {redact_text(message)}", file=sys.stderr)  # errors may quote the URL
         return code
 
     if batch_rows is not None and batch_rows < 1:

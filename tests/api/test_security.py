@@ -445,3 +445,11 @@ def test_cli_token_from_the_environment(tmp_path):
     finally:
         out, err = stop(process)
     assert "no token" not in err and SECRET not in out + err and "GET /experiments" not in out + err
+
+
+def test_cli_error_lines_mask_passwords(tmp_path):
+    rows = tmp_path / "rows.csv"
+    rows.write_text("a,b\n1,2\n")
+    result = subprocess.run([EXE, "publish", "q", str(rows), "--rabbitmq-url", "http://user:secret@host/"],
+                            env=clean_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "user:***@host" in result.stderr and "secret" not in result.stderr
