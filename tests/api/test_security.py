@@ -385,7 +385,7 @@ def wait_answering(process: subprocess.Popen, port: int) -> None:
 def stop(process: subprocess.Popen) -> tuple[str, str]:
     process.terminate()
     try:
-        return process.communicate(timeout=30)
+        return process.communicate(timeout=120)  # the hub closes first (its worker may still be warming up)
     except subprocess.TimeoutExpired:
         process.kill()
         return process.communicate()
