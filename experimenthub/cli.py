@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .redact import redact_text
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="experimenthub", description=__doc__)
@@ -17,7 +19,16 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", help="interface to bind (default: settings, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: settings, 8010)")
     serve.add_argument("--config", help="settings YAML file (default: $EXPERIMENTHUB_CONFIG)")
-    serve.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on every request")
+    serve.add_argument("--token", help="require this token on every request ('Authorization: Bearer TOKEN' or "
+                                       "'X-ExperimentHub-Token: TOKEN'); visible in ps: prefer --token-file or "
+                                       "$EXPERIMENTHUB_TOKEN")
+    serve.add_argument("--token-file", help="file holding the token (default: $EXPERIMENTHUB_TOKEN_FILE, then "
+                                            "$EXPERIMENTHUB_TOKEN)")
+    serve.add_argument("--allow-unauthenticated", action="store_true", default=None,
+                       help="serve beyond loopback (e.g. --host 0.0.0.0) without a token; refused otherwise "
+                            "(default: $EXPERIMENTHUB_ALLOW_UNAUTHENTICATED)")
+    serve.add_argument("--no-access-log", action="store_true",
+                       help="no access lines (they never show headers; query values are masked)")
     publish = commands.add_parser("publish", help="send a CSV file to an experiment's RabbitMQ queue as JSON "
                                                   "records (the hub's message format)")
     publish.add_argument("name", help="experiment name (= queue name)")
@@ -35,18 +46,53 @@ def main(argv: list[str] | None = None) -> int:
         with ExperimentHub(home=args.home) as hub:
             demo_module.run(hub)
     elif args.command == "serve":
-        import uvicorn
-
-        from .api import create_app
-        from .faces import ExperimentHub
-
-        with ExperimentHub(config_file=args.config) as hub:
-            host = args.host or hub.settings.server_host
-            port = args.port if args.port is not None else hub.settings.server_port
-            print(f"ExperimentHub API on http://{host}:{port} (docs at /docs); MLflow at {hub.tracking.uri}")
-            uvicorn.run(create_app(hub, token=args.token), host=host, port=port, log_level="info")
+        return _serve(args)
     elif args.command == "publish":
         return _publish(args.name, args.file, args.rabbitmq_url, args.batch_rows)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """``experimenthub serve``: the settings and the binding are checked before the hub starts, so a
+    refusal is a one-line message and exit code 2, not a traceback."""
+    from .api.server import InsecureBinding, check_binding
+    from .errors import ExperimentHubError
+    from .settings import Settings
+
+    def fail(message: str) -> int:
+        print(f"experimenthub serve: {redact_text(message)}", file=sys.stderr)
+        return 2
+
+    try:
+        settings = Settings.from_env(config_file=args.config, token_file=args.token_file,
+                                     allow_unauthenticated=args.allow_unauthenticated)
+    except ExperimentHubError as exc:
+        return fail(str(exc))
+    host = args.host or settings.server_host
+    port = args.port if args.port is not None else settings.server_port
+    token = args.token or settings.api_token
+    try:
+        warning = check_binding(host, token, settings.allow_unauthenticated)
+    except InsecureBinding as exc:
+        return fail(str(exc))
+    if warning:
+        print(f"experimenthub serve: WARNING: {warning}", file=sys.stderr, flush=True)
+
+    import uvicorn
+
+    from .api import create_app
+    from .api.logs import uvicorn_log_config
+    from .faces import ExperimentHub
+    from .redact import redact_uri
+
+    with ExperimentHub(settings) as hub:
+        shown = f"[{host}]" if ":" in host else host
+        auth = ("token required (Authorization: Bearer, or X-ExperimentHub-Token)" if token
+                else "no token: loopback Host names and EXPERIMENTHUB_ALLOWED_HOSTS only")
+        print(f"ExperimentHub API on http://{shown}:{port} (docs at /docs; {auth}); "
+              f"MLflow at {redact_uri(hub.tracking.uri)}", flush=True)
+        uvicorn.run(create_app(hub, token=token), host=host, port=port, log_level="info",
+                    log_config=uvicorn_log_config(), access_log=not args.no_access_log)
     return 0
 
 
@@ -59,7 +105,7 @@ def _publish(name: str, path: str, rabbitmq_url: str | None, batch_rows: int | N
     from .hub import Hub
 
     def fail(message: str, code: int = 2) -> int:
-        print(f"experimenthub publish: {message}", file=sys.stderr)
+        print(f"experimenthub publish: {redact_text(message)}", file=sys.stderr)  # errors may quote the URL
         return code
 
     if batch_rows is not None and batch_rows < 1:

@@ -26,12 +26,20 @@ class APIError(ExperimentHubError, RuntimeError):
 
 class ExperimentHubClient:
     def __init__(self, base_url: str = "http://localhost:8010", token: str | None = None,
-                 timeout: float = 60.0) -> None:
+                 timeout: float = 60.0, token_header: str = "Authorization") -> None:
+        """``token``: sent as ``Authorization: Bearer <token>``, or, with
+        ``token_header="X-ExperimentHub-Token"`` (a Jupyter server in front owns Authorization), in
+        that header. Never in the URL: the server refuses ``?token=``."""
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
         if token:
-            self.session.headers["Authorization"] = f"Bearer {token}"
+            bearer = token_header.lower() == "authorization"
+            self.session.headers[token_header] = f"Bearer {token}" if bearer else token
+        self._authenticated = bool(token)
+
+    def __repr__(self) -> str:
+        return f"ExperimentHubClient({self.base_url!r}, authenticated={self._authenticated})"
 
     # -- plumbing ----------------------------------------------------------------------------
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:

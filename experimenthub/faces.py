@@ -22,18 +22,26 @@ class ExperimentHub(Hub):
         kwargs.setdefault("reserved_names", RESERVED_FIRST_SEGMENTS)  # the REST API's own first segments
         super().__init__(*args, **kwargs)
 
-    def serve(self, host: str | None = None, port: int | None = None, token: str | None = None) -> RunningServer:
+    def serve(self, host: str | None = None, port: int | None = None, token: str | None = None,
+              allow_unauthenticated: bool | None = None) -> RunningServer:
         """Serve the REST API from a background thread of this process (a kernel, a script).
 
         Returns once the server accepts connections; ``.url`` says where. Loopback by default;
         ``port=0`` picks a free port (the default under Voila, where every visitor gets a kernel).
         Calling it again returns the running server; a port taken by another process raises
-        :class:`~experimenthub.api.server.PortInUse` at once. With ``token``, requests need
-        ``Authorization: Bearer <token>`` (or ``?token=``), else 401.
+        :class:`~experimenthub.api.server.PortInUse` at once.
+
+        ``token`` (default: the setting, ``EXPERIMENTHUB_TOKEN`` / ``EXPERIMENTHUB_TOKEN_FILE``):
+        requests then need ``Authorization: Bearer <token>`` or ``X-ExperimentHub-Token: <token>``,
+        else 401; never ``?token=``. Without a token only loopback Host names (and
+        ``allowed_hosts``) are answered, and state-changing requests from other web origins are
+        refused (403). A ``host`` beyond loopback without a token raises
+        :class:`~experimenthub.api.server.InsecureBinding`, unless ``allow_unauthenticated=True``
+        (or the setting ``EXPERIMENTHUB_ALLOW_UNAUTHENTICATED``), which logs a warning instead.
         """
         from .api.server import serve
 
-        server = serve(self, host=host, port=port, token=token)
+        server = serve(self, host=host, port=port, token=token, allow_unauthenticated=allow_unauthenticated)
         self.freeze_gc()  # the web stack just imported: keep it out of full collections too
         return server
 

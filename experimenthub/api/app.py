@@ -7,15 +7,17 @@ thread pool: a hub call that does I/O never blocks the event loop.
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, FastAPI, Request
+from fastapi import Body, Depends, FastAPI, Request, Security
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.security import HTTPBearer
 
 from .. import __version__
-from ..errors import NotReady
+from ..errors import InvalidConfig, NotReady
 from ..hub import Hub
+from ..redact import redact_text
 from ..tables import to_records
 from . import errors
 from .models import (
@@ -28,22 +30,43 @@ from .models import (
     StatusMessage,
     Table,
 )
+from .security import TOKEN_HEADER, BodyLimit, Guard
 
 DESCRIPTION = """The ExperimentHub API drives the experiments of a live hub (a notebook kernel, or
 `experimenthub serve`): create, train, predict, save, load, stop and delete them, and read their
 figures as Plotly JSON. Errors carry a `detail`: 400 invalid request (unknown experiment type,
-malformed JSON, invalid config or data), 401 missing token, 404 unknown experiment/plot/run,
-409 busy or no trained model yet, 422 request body of the wrong shape, 503 MLflow or the
-datastream unreachable. 204: nothing to return yet."""
+malformed JSON, invalid config or data), 401 missing or wrong token (send it as
+`Authorization: Bearer <token>` or `X-ExperimentHub-Token: <token>`, never in the URL), 403 a
+foreign Host without the token or a cross-site request from a web page, 404 unknown
+experiment/plot/run, 409 busy or no trained model yet, 413 request body above the limit
+(`EXPERIMENTHUB_MAX_BODY_BYTES`), 422 request body of the wrong shape, 503 MLflow or the datastream
+unreachable. 204: nothing to return yet."""
 
 
 def create_app(hub: Hub, token: str | None = None) -> FastAPI:
-    app = FastAPI(title="ExperimentHub API", version=__version__, description=DESCRIPTION)
+    """The app over ``hub``. ``token`` (default: the hub's setting ``api_token``) is then required
+    in a header on every path but the docs; ``hub.settings`` gives ``allowed_hosts``,
+    ``allowed_origins`` and ``max_body_bytes`` (see :mod:`experimenthub.api.security`)."""
+    settings = hub.settings
+    token = token or settings.api_token
+    if "*" in settings.allowed_origins:
+        raise InvalidConfig("'*' would let every web page act on the kernel; list the origins "
+                            "(scheme://host:port) that may call the API", "allowed_origins")
+    # with a token, the docs page gets an "Authorize" button that sends it as a Bearer header
+    security = [Security(HTTPBearer(auto_error=False, description="the hub's token"))] if token else None
+    app = FastAPI(title="ExperimentHub API", version=__version__, description=DESCRIPTION, dependencies=security)
     app.state.hub = hub
     errors.install(app)
-    if token:
-        _require_token(app, token)
     _routes(app)
+    # add_middleware puts the last one outermost: CORS (preflights), then Guard, then BodyLimit
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    open_paths = {app.docs_url, app.redoc_url, app.openapi_url, app.swagger_ui_oauth2_redirect_url}
+    app.add_middleware(Guard, token=token, allowed_hosts=settings.allowed_hosts,
+                       allowed_origins=settings.allowed_origins, open_paths={p for p in open_paths if p})
+    if settings.allowed_origins:  # exactly these origins, never a wildcard
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.allowed_origins),
+                           allow_methods=["GET", "POST"], allow_credentials=False,
+                           allow_headers=["Authorization", TOKEN_HEADER, "Content-Type"])
     return app
 
 
@@ -59,6 +82,17 @@ def _config(body: ExperimentConfig | None) -> dict[str, Any]:
     return {} if body is None else body.model_dump(exclude_unset=True, by_alias=True)
 
 
+def _redacted(value: Any) -> Any:
+    """Every string in a JSON-like value with URI passwords masked."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(item) for item in value]
+    return value
+
+
 def _text(text: str) -> PlainTextResponse:
     return PlainTextResponse(text)
 
@@ -66,7 +100,7 @@ def _text(text: str) -> PlainTextResponse:
 def _routes(app: FastAPI) -> None:
     @app.get("/health", response_model=Health, tags=["health"], summary="Health of all plugins")
     def health(hub: HubDep) -> dict[str, Any]:
-        return hub.health()
+        return _redacted(hub.health())  # the plugins redact their URIs; this catches any other message
 
     @app.get("/available_experiments", response_model=dict[str, ExperimentTypeRef], tags=["health"],
              summary="Registered experiment types")
@@ -232,22 +266,3 @@ def _routes(app: FastAPI) -> None:
     def exp_id(name: str, hub: HubDep) -> Response:
         experiment = hub.status(name).exp_id
         return Response(status_code=204) if experiment is None else _text(experiment)
-
-
-def _require_token(app: FastAPI, token: str) -> None:
-    expected = token.encode()
-
-    # the interactive docs stay reachable: their page fetches the schema without the token
-    open_paths = {app.docs_url, app.redoc_url, app.openapi_url, app.swagger_ui_oauth2_redirect_url}
-
-    @app.middleware("http")
-    async def check_token(request: Request, call_next: Any) -> Response:
-        if request.url.path in open_paths:
-            return await call_next(request)
-        header = request.headers.get("authorization", "")
-        given = header[7:] if header.lower().startswith("bearer ") else request.query_params.get("token", "")
-        if not hmac.compare_digest(given.encode(), expected):
-            return JSONResponse({"detail": "Missing or wrong token: send 'Authorization: Bearer <token>' "
-                                           "(or ?token=<token>)"}, status_code=401,
-                                headers={"WWW-Authenticate": "Bearer"})
-        return await call_next(request)

@@ -1,7 +1,8 @@
 """The hub's typed errors as HTTP answers, mapped in one place by class.
 
 Routes never choose status codes for errors; they call the hub and let its exception reach
-these handlers. Every answer carries a ``detail`` a person can act on.
+these handlers. Every answer carries a ``detail`` a person can act on, with URI passwords masked
+(a driver's message may quote the URL it failed on).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from .. import errors
+from ..redact import redact_text
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ def status_for(exc: Exception) -> int:
 
 
 async def _hub_error(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=status_for(exc))
+    return JSONResponse({"detail": redact_text(str(exc))}, status_code=status_for(exc))
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -72,8 +74,9 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     """A bug of ours, not the client's: still JSON with a detail, and the traceback in the log."""
     log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-    return JSONResponse({"detail": f"Internal error ({type(exc).__name__}: {exc}); this is a bug of the "
-                                   f"ExperimentHub server, the request may be retried"}, status_code=500)
+    return JSONResponse({"detail": redact_text(f"Internal error ({type(exc).__name__}: {exc}); this is a bug of "
+                                               f"the ExperimentHub server, the request may be retried")},
+                        status_code=500)
 
 
 def install(app: FastAPI) -> None:

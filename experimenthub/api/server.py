@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import logging
 import os
 import socket
 import threading
@@ -19,9 +20,12 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ExperimentHubError
+from .security import is_loopback
 
 if TYPE_CHECKING:
     from ..hub import Hub
+
+log = logging.getLogger(__name__)
 
 _START_TIMEOUT = 15.0
 
@@ -34,12 +38,34 @@ class ServerFailed(ExperimentHubError, RuntimeError):
     """The server thread did not start accepting connections."""
 
 
+class InsecureBinding(ExperimentHubError, PermissionError):
+    """Serving beyond loopback without a token was refused; the message says how to proceed."""
+
+
+def check_binding(host: str, token: str | None, allow_unauthenticated: bool) -> str | None:
+    """Raise :class:`InsecureBinding` for a non-loopback ``host`` without a token, unless allowed;
+    then return the warning to give (once, by the caller). None: nothing to say."""
+    if token or is_loopback(host):
+        return None
+    shown = host or "every interface"
+    if not allow_unauthenticated:
+        raise InsecureBinding(
+            f"Refusing to serve the REST API on {shown} without a token: anyone who can reach this machine "
+            f"could create, delete and load experiments and read their data. Set a token (hub.serve(token=...), "
+            f"EXPERIMENTHUB_TOKEN or EXPERIMENTHUB_TOKEN_FILE; experimenthub serve --token-file FILE), or bind to "
+            f"127.0.0.1, or, on a network you trust, allow it explicitly: hub.serve(allow_unauthenticated=True), "
+            f"experimenthub serve --allow-unauthenticated, or EXPERIMENTHUB_ALLOW_UNAUTHENTICATED=true")
+    return (f"the REST API on {shown} has no token (allow_unauthenticated): only requests under a loopback "
+            f"Host name or one of EXPERIMENTHUB_ALLOWED_HOSTS are answered, and from there anyone on the network "
+            f"can create, delete and load experiments and read their data")
+
+
 @dataclasses.dataclass
 class RunningServer:
-    hub: Hub
+    hub: Hub = dataclasses.field(repr=False)
     host: str
     port: int
-    token: str | None
+    token: str | None = dataclasses.field(repr=False)  # never shown: see __repr__
     _server: Any = dataclasses.field(repr=False)
     _thread: threading.Thread = dataclasses.field(repr=False)
     _socket: socket.socket = dataclasses.field(repr=False)
@@ -48,6 +74,15 @@ class RunningServer:
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def authenticated(self) -> bool:
+        """Whether requests need the token."""
+        return bool(self.token)
+
+    def __repr__(self) -> str:
+        return (f"RunningServer(url={self.url!r}, authenticated={self.authenticated}, "
+                f"running={self.running})")
 
     @property
     def running(self) -> bool:
@@ -86,8 +121,16 @@ def running(hub: Hub) -> RunningServer | None:
     return None
 
 
-def serve(hub: Hub, host: str | None = None, port: int | None = None, token: str | None = None) -> RunningServer:
+def serve(hub: Hub, host: str | None = None, port: int | None = None, token: str | None = None,
+          allow_unauthenticated: bool | None = None) -> RunningServer:
+    """Serve ``hub`` from a daemon thread (see the module docstring). ``token`` defaults to the
+    hub's ``api_token`` setting; a non-loopback ``host`` without one raises :class:`InsecureBinding`
+    unless ``allow_unauthenticated`` (default: the setting), which then warns once."""
     host = host or hub.settings.server_host
+    token = token or hub.settings.api_token
+    if allow_unauthenticated is None:
+        allow_unauthenticated = hub.settings.allow_unauthenticated
+    warning = check_binding(host, token, allow_unauthenticated)
     with _lock:
         current = [s for s in _by_port.values() if s.hub is hub and s.running]
         for server in current:
@@ -102,10 +145,13 @@ def serve(hub: Hub, host: str | None = None, port: int | None = None, token: str
         _stop(server, timeout=2.0)
     sock = _bind(host, port)
     try:
-        return _start(hub, sock, host, token)
+        server = _start(hub, sock, host, token)
     except BaseException:
         sock.close()
         raise
+    if warning:  # once per server started, not per re-run of the cell that returns it
+        log.warning("%s", warning)
+    return server
 
 
 def stop(hub: Hub, timeout: float = 2.0) -> bool:
@@ -139,9 +185,10 @@ def _start(hub: Hub, sock: socket.socket, host: str, token: str | None) -> Runni
     import uvicorn
 
     from .app import create_app
+    from .logs import uvicorn_log_config
 
     config = uvicorn.Config(create_app(hub, token=token), log_level="warning", access_log=False,
-                            lifespan="off", timeout_graceful_shutdown=1)
+                            log_config=uvicorn_log_config(), lifespan="off", timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
     port = sock.getsockname()[1]
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RunNotFound, TrackingError
+from ..redact import redact_text, redact_uri
 from .protocols import Health, RunInfo
 
 _MAX_PARAM = 6000  # MLflow's limit on a param value is 6000 characters
@@ -129,13 +130,14 @@ class MlflowTracking:
             raise
         except Exception as exc:
             if "RESOURCE_DOES_NOT_EXIST" in str(exc) or "not found" in str(exc).lower():
-                raise RunNotFound(f"MLflow at {self.uri}: {exc}") from exc
-            raise TrackingError(f"could not {action} MLflow at {self.uri}: {type(exc).__name__}: {exc}",
+                raise RunNotFound(redact_text(f"MLflow at {self.uri}: {exc}")) from exc
+            # the URI (and a driver's message quoting it) may carry the store's password
+            raise TrackingError(redact_text(f"could not {action} MLflow at {self.uri}: {type(exc).__name__}: {exc}"),
                                 transient=is_transient(exc)) from exc
 
     # -- health ----------------------------------------------------------------------------
     def health(self) -> Health:
-        details: dict[str, Any] = {"uri": self.uri}
+        details: dict[str, Any] = {"uri": redact_uri(self.uri)}  # /health is served: never the password
         try:
             if self.uri.startswith(("http://", "https://")):
                 import requests
@@ -149,7 +151,7 @@ class MlflowTracking:
                 self.client.search_experiments(max_results=1)
         except Exception as exc:  # health reports; it never raises
             return {"healthy": False, "details": {**details, "status": "unreachable",
-                                                   "error": f"{type(exc).__name__}: {exc}"[:500]}}
+                                                   "error": redact_text(f"{type(exc).__name__}: {exc}")[:500]}}
         return {"healthy": True, "details": {"status": "connected", **details}}
 
     # -- experiments and runs --------------------------------------------------------------
@@ -231,7 +233,7 @@ class MlflowTracking:
             try:
                 run = self.client.get_run(run_id)
             except Exception as exc:
-                raise RunNotFound(f"No MLflow run with id {run_id!r} at {self.uri}") from exc
+                raise RunNotFound(f"No MLflow run with id {run_id!r} at {redact_uri(self.uri)}") from exc
             experiment = self.client.get_experiment(run.info.experiment_id)
         return _info(run, experiment.name)
 

@@ -116,7 +116,8 @@ def test_token(tmp_path):
         assert requests.get(f"{server.url}/health", headers={"Authorization": "Bearer nope"}).status_code == 401
         ok = requests.get(f"{server.url}/health", headers={"Authorization": "Bearer s3cret"})
         assert ok.status_code == 200
-        assert requests.get(f"{server.url}/experiments?token=s3cret").json() == {}
+        in_url = requests.get(f"{server.url}/experiments?token=s3cret")  # logged, kept in history: refused
+        assert in_url.status_code == 401 and "not accepted in the URL" in in_url.json()["detail"]
         assert "Bearer" in requests.get(f"{server.url}/experiments").json()["detail"]
     finally:
         hub.stop_server()

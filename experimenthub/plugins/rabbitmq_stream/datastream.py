@@ -27,6 +27,7 @@ import pika
 import pika.exceptions as px
 
 from ...errors import DatastreamError
+from ...redact import redact_text
 from ..protocols import Batch, DeadLetter, Health
 from .amqp import (
     CONTENT_TYPE,
@@ -86,10 +87,13 @@ class RabbitMQDatastream(IOThread):
         if connected and not healthy:
             error = next(f"consumer of queue {c['queue']!r}: {c['error'] or c['status']}"
                          for c in consumers if c["status"] != "connected")
+        # /health is served over REST: a broker or driver message quoting the URL must not carry its password
+        consumers = [{**c, "error": _redacted(c.get("error"))} for c in consumers]
         return {"healthy": healthy, "details": {
             "status": "connected" if healthy else "unreachable", "backend": "rabbitmq", "host": self.host,
-            "port": self.port, "vhost": self.vhost, "error": None if healthy else error,
-            "last_error": last_error, "reconnects": reconnects, "outages": outages, "consumers": consumers}}
+            "port": self.port, "vhost": self.vhost, "error": None if healthy else _redacted(error),
+            "last_error": _redacted(last_error), "reconnects": reconnects, "outages": outages,
+            "consumers": consumers}}
 
     def publish(self, queue: str, body: bytes) -> None:
         body = bytes(body)
@@ -341,3 +345,7 @@ def _barrier(channel: Any) -> None:
 
 def _collect(into: list[tuple[Any, Any, bytes]], _channel: Any, method: Any, properties: Any, body: bytes) -> None:
     into.append((method, properties, body))
+
+
+def _redacted(text: str | None) -> str | None:
+    return None if text is None else redact_text(text)
