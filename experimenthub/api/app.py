@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, FastAPI, Request, Security
+from fastapi import Body, FastAPI, Security
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPBearer
@@ -19,7 +19,8 @@ from ..errors import InvalidConfig, NotReady
 from ..hub import Hub
 from ..redact import redact_text
 from ..tables import to_records
-from . import errors
+from . import collection_routes, errors
+from .deps import HubDep
 from .models import (
     ExperimentConfig,
     ExperimentStatus,
@@ -57,6 +58,7 @@ def create_app(hub: Hub, token: str | None = None) -> FastAPI:
     app = FastAPI(title="ExperimentHub API", version=__version__, description=DESCRIPTION, dependencies=security)
     app.state.hub = hub
     errors.install(app)
+    collection_routes.install(app)  # before /{name}/...: fixed first segments win
     _routes(app)
     # add_middleware puts the last one outermost: CORS (preflights), then Guard, then BodyLimit
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
@@ -70,11 +72,6 @@ def create_app(hub: Hub, token: str | None = None) -> FastAPI:
     return app
 
 
-def get_hub(request: Request) -> Hub:
-    return request.app.state.hub
-
-
-HubDep = Annotated[Hub, Depends(get_hub)]
 Config = Annotated[ExperimentConfig | None, Body(description="the experiment config")]
 
 

@@ -4,5 +4,5 @@ refuses them as names. ``tests/api`` checks the list against the app's routes.""
 
 RESERVED_FIRST_SEGMENTS = frozenset({
     "health", "available_experiments", "create_experiment", "flush", "publish", "experiments",
-    "docs", "redoc", "openapi.json",
+    "docs", "redoc", "openapi.json", "create_experiments", "stop_training", "delete", "restore", "compare",
 })
