@@ -81,6 +81,7 @@ class MlflowTracking:
         self._client: Any = None
         self._connect_lock = threading.Lock()
         self._connecting: threading.Thread | None = None
+        self._connect_error: Exception | None = None  # of the last background connection attempt
         if uri.startswith("sqlite:///"):
             Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         if uri.startswith(("http://", "https://")):
@@ -119,8 +120,9 @@ class MlflowTracking:
     def _connect_quietly(self) -> None:
         try:
             self.client  # noqa: B018 - creates it
-        except Exception:  # reported by the next real call
-            pass
+            self._connect_error = None
+        except Exception as exc:  # health reports it; the next real call raises it
+            self._connect_error = exc
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
@@ -145,7 +147,13 @@ class MlflowTracking:
                 response = requests.get(self.uri.rstrip("/") + "/health", timeout=2)
                 response.raise_for_status()
             else:
-                if not self._connected(timeout=2):  # a new sqlite file: MLflow creates the schema
+                if self._client is None:
+                    _probe_database_port(self.uri)  # a database server that is down: say so in 2 s
+                if not self._connected(timeout=2):
+                    failed = self._connect_error
+                    if failed is not None and not (self._connecting and self._connecting.is_alive()):
+                        raise failed  # the last attempt failed: unreachable, not starting
+                    # MLflow creates (or migrates) the database's schema meanwhile
                     return {"healthy": False, "details": {**details, "status": "starting",
                                                            "error": "creating the MLflow database"}}
                 self.client.search_experiments(max_results=1)
@@ -299,6 +307,21 @@ class MlflowTracking:
             if artifact_path not in names:
                 return None
             return self.client.download_artifacts(run_id, artifact_path, destination)
+
+
+def _probe_database_port(uri: str) -> None:
+    """For a database URI with a host (``postgresql://u:p@host:5432/db``), check that something
+    listens on its port (OSError if not); MLflow itself keeps retrying for about a minute."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    if parts.scheme.startswith("sqlite") or not parts.hostname:
+        return
+    default_ports = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
+    port = parts.port or default_ports.get(parts.scheme.split("+")[0])
+    if port is not None:
+        socket.create_connection((parts.hostname, port), timeout=2).close()
 
 
 def _param_text(value: Any) -> str:
