@@ -13,13 +13,11 @@ Thread-safety: the catalogue and each experiment have their own lock, never held
 from __future__ import annotations
 
 import atexit
-import copy
 import dataclasses
 import functools
 import json
 import logging
 import threading
-import time
 import weakref
 from collections.abc import Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, overload
@@ -30,6 +28,7 @@ from .catalogue import Catalogue
 from .errors import NoData, NotReady, TrainingFailed
 from .events import Event, EventBus, Subscription
 from .executor import LocalExecutor
+from .health import HealthCheck
 from .persistence import Persistence
 from .predicting import Predictor
 from .registry import ExperimentTypeRegistry
@@ -51,8 +50,6 @@ if TYPE_CHECKING:
     from .streaming import Streaming
 
 log = logging.getLogger(__name__)
-
-_HEALTH_MAX_AGE = 1.0  # seconds a health check is reused (outages still show within 2 s)
 
 
 class Hub:
@@ -99,8 +96,7 @@ class Hub:
                                     lambda name, trigger: self.retrain(name, trigger=trigger))
         self._streams_lock = threading.Lock()
         self._streams: Streaming | None = None  # watchers, made on the first watch()
-        self._health_lock = threading.Lock()
-        self._health_cache: tuple[float, dict[str, Any] | None] = (0.0, None)
+        self._health = HealthCheck(lambda: {"mlops": self._tracking.health(), "datastream": self._datastream.health()})
         if warm_up:
             threading.Thread(target=self._warm_up, name="experimenthub-warm-up", daemon=True).start()
         _open_hubs.add(self)
@@ -359,15 +355,11 @@ class Hub:
         return self._persistence.restore(names)
 
     # -- plugins -----------------------------------------------------------------------------------
-    def health(self, max_age: float = _HEALTH_MAX_AGE) -> dict[str, Any]:
-        """The seed's ``/health``: ``{"mlops": {...}, "datastream": {...}}``. A check younger than
-        ``max_age`` seconds is reused, and concurrent callers share one check."""
-        with self._health_lock:
-            checked_at, cached = self._health_cache
-            if cached is None or time.monotonic() - checked_at >= max_age:
-                cached = {"mlops": self._tracking.health(), "datastream": self._datastream.health()}
-                self._health_cache = (time.monotonic(), cached)
-            return copy.deepcopy(cached)
+    def health(self, max_age: float | None = None) -> dict[str, Any]:
+        """The seed's ``/health``: ``{"mlops": {...}, "datastream": {...}}``, from the last probe of
+        the plugins; a probe older than ``max_age`` s (default 1) is refreshed in the background
+        (``max_age=0``: probe now and wait for it). See :mod:`experimenthub.health`."""
+        return self._health.get(max_age)
 
     def publish(self, name: str, data: Any) -> int:
         """Send a table to the experiment's queue as one message; returns the number of rows."""
