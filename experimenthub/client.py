@@ -26,17 +26,26 @@ class APIError(ExperimentHubError, RuntimeError):
 
 class ExperimentHubClient:
     def __init__(self, base_url: str = "http://localhost:8010", token: str | None = None,
-                 timeout: float = 60.0, token_header: str = "Authorization") -> None:
+                 timeout: float = 60.0, token_header: str = "Authorization", token_scheme: str = "Bearer",
+                 hub_token: str | None = None) -> None:
         """``token``: sent as ``Authorization: Bearer <token>``, or, with
-        ``token_header="X-ExperimentHub-Token"`` (a Jupyter server in front owns Authorization), in
-        that header. Never in the URL: the server refuses ``?token=``."""
+        ``token_header="X-ExperimentHub-Token"``, in that header. Never in the URL: the server
+        refuses ``?token=``.
+
+        Behind a Jupyter server, through ``<server>/proxy/<port>/`` (``hub.serve().proxy_url``): pass
+        the Jupyter server's token with ``token_scheme="token"`` (``Authorization: token <T>``, which
+        the Jupyter server checks and the hub accepts too). ``hub_token``: the hub's own token as
+        well, in ``X-ExperimentHub-Token``, for a hub served with a token of its own under a Jupyter
+        server whose token it does not know (JupyterHub)."""
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
         if token:
-            bearer = token_header.lower() == "authorization"
-            self.session.headers[token_header] = f"Bearer {token}" if bearer else token
-        self._authenticated = bool(token)
+            authorization = token_header.lower() == "authorization"
+            self.session.headers[token_header] = f"{token_scheme} {token}" if authorization else token
+        if hub_token:
+            self.session.headers["X-ExperimentHub-Token"] = hub_token
+        self._authenticated = bool(token or hub_token)
 
     def __repr__(self) -> str:
         return f"ExperimentHubClient({self.base_url!r}, authenticated={self._authenticated})"

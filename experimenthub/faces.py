@@ -26,7 +26,9 @@ class ExperimentHub(Hub):
               allow_unauthenticated: bool | None = None) -> RunningServer:
         """Serve the REST API from a background thread of this process (a kernel, a script).
 
-        Returns once the server accepts connections; ``.url`` says where. Loopback by default;
+        Returns once the server accepts connections; ``.url`` says where, and in a kernel of a Jupyter
+        server ``.proxy_url`` where ``jupyter-server-proxy`` serves it behind the Jupyter login (the
+        Jupyter token is accepted there like the hub's own). Loopback by default;
         ``port=0`` picks a free port (the default under Voila, where every visitor gets a kernel).
         Calling it again returns the running server; a port taken by another process raises
         :class:`~experimenthub.api.server.PortInUse` at once.

@@ -31,7 +31,7 @@ from .models import (
     StatusMessage,
     Table,
 )
-from .security import TOKEN_HEADER, BodyLimit, Guard
+from .security import TOKEN_HEADER, BodyLimit, Guard, ProxyPrefix
 
 DESCRIPTION = """The ExperimentHub API drives the experiments of a live hub (a notebook kernel, or
 `experimenthub serve`): create, train, predict, save, load, stop and delete them, and read their
@@ -44,10 +44,12 @@ experiment/plot/run, 409 busy or no trained model yet, 413 request body above th
 unreachable. 204: nothing to return yet."""
 
 
-def create_app(hub: Hub, token: str | None = None) -> FastAPI:
+def create_app(hub: Hub, token: str | None = None, jupyter_token: str | None = None) -> FastAPI:
     """The app over ``hub``. ``token`` (default: the hub's setting ``api_token``) is then required
     in a header on every path but the docs; ``hub.settings`` gives ``allowed_hosts``,
-    ``allowed_origins`` and ``max_body_bytes`` (see :mod:`experimenthub.api.security`)."""
+    ``allowed_origins`` and ``max_body_bytes`` (see :mod:`experimenthub.api.security`).
+    ``jupyter_token``: the token of the Jupyter server the kernel runs under, accepted like ``token``
+    (for requests through its ``/proxy/<port>/``; see :class:`~experimenthub.api.security.Guard`)."""
     settings = hub.settings
     token = token or settings.api_token
     if "*" in settings.allowed_origins:
@@ -60,15 +62,16 @@ def create_app(hub: Hub, token: str | None = None) -> FastAPI:
     errors.install(app)
     collection_routes.install(app)  # before /{name}/...: fixed first segments win
     _routes(app)
-    # add_middleware puts the last one outermost: CORS (preflights), then Guard, then BodyLimit
+    # add_middleware puts the last one outermost: ProxyPrefix, CORS (preflights), Guard, then BodyLimit
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     open_paths = {app.docs_url, app.redoc_url, app.openapi_url, app.swagger_ui_oauth2_redirect_url}
-    app.add_middleware(Guard, token=token, allowed_hosts=settings.allowed_hosts,
+    app.add_middleware(Guard, token=token, allowed_hosts=settings.allowed_hosts, jupyter_token=jupyter_token,
                        allowed_origins=settings.allowed_origins, open_paths={p for p in open_paths if p})
     if settings.allowed_origins:  # exactly these origins, never a wildcard
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.allowed_origins),
                            allow_methods=["GET", "POST"], allow_credentials=False,
                            allow_headers=["Authorization", TOKEN_HEADER, "Content-Type"])
+    app.add_middleware(ProxyPrefix)  # root_path under jupyter-server-proxy: links only (see its docstring)
     return app
 
 

@@ -1,6 +1,6 @@
 """What keeps web pages, other hosts and oversized bodies away from the live kernel.
 
-Two pure ASGI middlewares, outside every route:
+Three pure ASGI middlewares, outside every route:
 
 * :class:`Guard` - the token, the ``Host`` allow-list and the cross-site check. A browser can be
   made to send requests to ``127.0.0.1`` by any page the user visits: a "simple" cross-site POST
@@ -9,6 +9,11 @@ Two pure ASGI middlewares, outside every route:
   and use a loopback ``Host``, so they pass unchanged. A request carrying the hub's token in a
   header passes too: browsers cannot add headers to cross-site requests without a CORS preflight,
   which this API only answers for ``allowed_origins``.
+  Behind a Jupyter server (``jupyter-server-proxy``, ``<server>/proxy/<port>/``) requests arrive
+  with the server's ``Host`` (a public name under JupyterHub or Binder) and, from programs, the
+  Jupyter token in ``Authorization: token <T>``; that token is accepted like the hub's own.
+* :class:`ProxyPrefix` - the ASGI ``root_path`` from the proxy's prefix, so that ``/docs`` loads
+  ``<prefix>/openapi.json`` through the proxy. It changes links only, never who gets in.
 * :class:`BodyLimit` - refuses bodies above ``max_body_bytes`` with 413, by ``Content-Length``
   before reading anything, and by counting the chunks of a chunked body as they arrive.
 
@@ -20,6 +25,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import re
 import urllib.parse
 from collections.abc import Collection, Iterable
 from typing import Any
@@ -34,6 +40,9 @@ TOKEN_HEADER = "X-ExperimentHub-Token"
 _QUERY_CREDENTIALS = frozenset({"token", "access_token", "api_token", "api_key"})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+#: the ``Authorization`` schemes read: OAuth's, and Jupyter's (``token``), which programs going
+#: through a Jupyter server send anyway
+_AUTH_SCHEMES = frozenset({"bearer", "token"})
 
 
 def is_loopback(host: str) -> bool:
@@ -95,18 +104,28 @@ class Guard:
 
     ``token``: required on every path but ``open_paths`` (the docs and the schema), in the
     ``Authorization: Bearer`` header or in ``X-ExperimentHub-Token``; never in the query string.
+
+    ``jupyter_token``: the token of the Jupyter server this kernel runs under (found by
+    :mod:`experimenthub.api.jupyter`), accepted wherever the hub's token is and exactly like it, so
+    that a program going through ``<server>/proxy/<port>/`` with ``Authorization: token <T>`` gets
+    in under the server's (maybe public) Host. It grants nothing new: whoever holds it can already
+    run any code in this kernel through the Jupyter server. It does not make a token required.
     """
 
     def __init__(self, app: ASGIApp, *, token: str | None, allowed_hosts: Iterable[str] = (),
-                 allowed_origins: Iterable[str] = (), open_paths: Collection[str] = ()) -> None:
+                 allowed_origins: Iterable[str] = (), open_paths: Collection[str] = (),
+                 jupyter_token: str | None = None) -> None:
         self.app = app
         self._token = token.encode() if token else None
+        self._jupyter_token = jupyter_token.encode() if jupyter_token else None
+        self._credentials = tuple(t for t in (self._token, self._jupyter_token) if t is not None)
         self._hosts = frozenset(h.strip().lower() for h in allowed_hosts if h.strip())
         self._origins = {key for key in map(parse_origin, allowed_origins) if key is not None}
         self._open_paths = frozenset(p for p in open_paths if p)
 
     def __repr__(self) -> str:
-        return f"<Guard token={'***' if self._token else None} allowed_hosts={sorted(self._hosts)}>"
+        return (f"<Guard token={'***' if self._token else None} "
+                f"jupyter_token={'***' if self._jupyter_token else None} allowed_hosts={sorted(self._hosts)}>")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -132,14 +151,17 @@ class Guard:
             return 401, (f"Tokens are not accepted in the URL (it is written to logs and browser history): send "
                          f"'Authorization: Bearer <token>' or '{TOKEN_HEADER}: <token>' and drop '?token=' "
                          f"from the URL")
-        if self._token is not None and self._authenticated(headers):
+        if self._credentials and self._authenticated(headers):
             return None  # a header a browser cannot add cross-site: a program that knows the token
-        path = scope.get("path", "")
+        # the path the routes see (under a proxy's root_path, see ProxyPrefix), so /docs stays /docs
+        path = route_path(scope)
         open_path = path in self._open_paths and scope.get("method", "GET") in _SAFE_METHODS
         if self._token is not None and not open_path:
+            jupyter = (" Through the Jupyter server's /proxy/<port>/, its own token works too: "
+                       "'Authorization: token <Jupyter token>'." if self._jupyter_token is not None else "")
             return 401, (f"Missing or wrong token: send 'Authorization: Bearer <token>' (or '{TOKEN_HEADER}: "
                          f"<token>' where Authorization belongs to a server in front); the token is the one the "
-                         f"server was given (EXPERIMENTHUB_TOKEN, EXPERIMENTHUB_TOKEN_FILE, --token-file)")
+                         f"server was given (EXPERIMENTHUB_TOKEN, EXPERIMENTHUB_TOKEN_FILE, --token-file).{jupyter}")
         # with a token the docs are public like any API's docs (nothing in them is secret); without one a
         # foreign Host cannot be told apart from DNS rebinding, so every path is refused under it
         if not (open_path and self._token is not None):
@@ -152,15 +174,16 @@ class Guard:
         return None
 
     def _authenticated(self, headers: Headers) -> bool:
-        assert self._token is not None
         given: list[str] = []
         scheme, _, credentials = headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer":
+        if scheme.lower() in _AUTH_SCHEMES:
             given.append(credentials.strip())
         given.extend(value.strip() for value in headers.getlist(TOKEN_HEADER.lower()))
         ok = False
         for candidate in given:  # each compared in constant time; no early exit on the first match
-            ok |= hmac.compare_digest(candidate.encode("utf-8", "surrogateescape"), self._token)
+            encoded = candidate.encode("utf-8", "surrogateescape")
+            for credential in self._credentials:
+                ok |= hmac.compare_digest(encoded, credential)
         return ok
 
     def _host_allowed(self, host: str) -> bool:
@@ -183,6 +206,8 @@ class Guard:
         port = _server_port(scope)
         token = "send the token" if self._token is not None else (
             "serve with a token (EXPERIMENTHUB_TOKEN or EXPERIMENTHUB_TOKEN_FILE) and send it")
+        if self._jupyter_token is not None:
+            token += " (through the Jupyter server's /proxy/<port>/, its token: 'Authorization: token <T>')"
         return (f"Host {host!r} is not a loopback name, and without the token a foreign host name cannot be told "
                 f"apart from DNS rebinding by a web page. Open the API through http://127.0.0.1:{port}, or add "
                 f"the host to EXPERIMENTHUB_ALLOWED_HOSTS, or {token} ('Authorization: Bearer <token>' or "
@@ -228,6 +253,71 @@ def _origin_text(key: tuple[str, str, int] | None) -> str | None:
     scheme, host, port = key
     host = f"[{host}]" if ":" in host else host
     return f"{scheme}://{host}" if _DEFAULT_PORTS.get(scheme) == port else f"{scheme}://{host}:{port}"
+
+
+# -- behind jupyter-server-proxy ---------------------------------------------------------------------
+#: ``<base>/proxy/<port>`` or ``<base>/proxy/absolute/<port>``; ``<base>`` is the Jupyter server's
+#: base_url (``/user/<name>`` under JupyterHub). Only URL-safe characters: the prefix is written into
+#: the docs page's HTML and script, so no quotes, angle brackets, backslashes or spaces get there.
+_SEGMENT = r"/[A-Za-z0-9._~%@+,;=:!$*-]+"
+_PREFIX = re.compile(rf"((?:{_SEGMENT})*)/proxy/(absolute/)?(\d{{1,5}})")
+_PREFIX_HEADERS = ("x-forwarded-prefix", "x-proxycontextpath")
+
+
+def proxy_prefix(scope: Scope) -> str | None:
+    """The prefix the proxy serves us under, for ``root_path``; None for a direct request.
+
+    ``/proxy/<port>/x`` reaches us as ``/x`` with the prefix in ``X-Forwarded-Prefix`` and
+    ``X-ProxyContextPath``; ``/proxy/absolute/<port>/x`` reaches us whole, without those headers.
+    Either way ``<port>`` must be the one this server listens on."""
+    server = scope.get("server")
+    port = server[1] if server and len(server) > 1 else None
+    headers = Headers(scope=scope)
+    for name in _PREFIX_HEADERS:
+        value = headers.get(name)
+        if value is None:
+            continue
+        match = _PREFIX.fullmatch(value.strip().rstrip("/"))
+        if match and int(match[3]) == port:
+            return match[0]
+        return None  # the first header present decides: a malformed one is ignored, not worked around
+    path = scope.get("path", "")
+    match = _PREFIX.match(path)
+    if match and match[2] and int(match[3]) == port and path[match.end():][:1] in ("", "/"):
+        return match[0]
+    return None
+
+
+def route_path(scope: Scope) -> str:
+    """The path the routes match: ``path`` without ``root_path`` when it starts with it (as Starlette's
+    router does; under the proxy's absolute mode the path still carries the prefix)."""
+    path: str = scope.get("path", "")
+    root = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root):][:1] in ("", "/"):
+        return path[len(root):] or "/"
+    return path
+
+
+class ProxyPrefix:
+    """Sets ``root_path`` to :func:`proxy_prefix`, so that ``/docs`` through ``<server>/proxy/<port>/``
+    loads ``<prefix>/openapi.json`` (which lists ``<prefix>`` as its server, for "Try it out").
+
+    Why trusting the headers is harmless: anyone can send them (a program; a web page only to its own
+    origin, i.e. under DNS rebinding), but the prefix only changes links in the docs page and the
+    schema's ``servers``, in the answer to that very request; it is never stored, routes match the
+    same paths with or without it, and the :class:`Guard` (inside this middleware) decides access
+    from the token, ``Host`` and ``Origin`` alone. A header never lets a request in. A ``root_path``
+    the server was configured with (``uvicorn --root-path``) is left alone."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and not scope.get("root_path"):
+            prefix = proxy_prefix(scope)
+            if prefix:
+                scope = {**scope, "root_path": prefix}
+        await self.app(scope, receive, send)
 
 
 # -- request bodies ----------------------------------------------------------------------------------

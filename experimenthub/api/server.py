@@ -6,6 +6,10 @@ handlers off the main thread). We bind the socket ourselves and hand it to uvico
 by another process is an immediate :class:`PortInUse`, never a thread that dies in ``sys.exit``.
 A process-wide registry keeps one server per hub and per port, so re-running a cell returns the
 running server (same hub) or replaces it (a new hub object on the same port).
+
+In a kernel of a Jupyter server with ``jupyter-server-proxy`` the API is also reachable, without
+opening a port to anyone, at ``<server>/proxy/<port>/`` (:attr:`RunningServer.proxy_url`), behind
+the Jupyter server's authentication; the Jupyter token is then accepted like the hub's own.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ import os
 import socket
 import threading
 import time
+from html import escape
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ExperimentHubError
+from .jupyter import JupyterServer, find_server
 from .security import is_loopback
 
 if TYPE_CHECKING:
@@ -28,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _START_TIMEOUT = 15.0
+_WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 
 
 class PortInUse(ExperimentHubError, OSError):
@@ -69,6 +76,8 @@ class RunningServer:
     _server: Any = dataclasses.field(repr=False)
     _thread: threading.Thread = dataclasses.field(repr=False)
     _socket: socket.socket = dataclasses.field(repr=False)
+    #: the Jupyter server this kernel runs under, found at start (None: not under one)
+    jupyter: JupyterServer | None = dataclasses.field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -76,12 +85,26 @@ class RunningServer:
         return f"http://{host}:{self.port}"
 
     @property
+    def proxy_url(self) -> str | None:
+        """``<Jupyter server>/proxy/<port>/`` when this kernel runs under a Jupyter server (whose
+        ``jupyter-server-proxy`` forwards it here, behind the server's login), else None. The
+        server's address as it reports it: under JupyterHub an internal one, see :attr:`proxy_path`."""
+        return self.jupyter.proxy_url(self.port) if self.jupyter is not None else None
+
+    @property
+    def proxy_path(self) -> str | None:
+        """``<base_url>proxy/<port>/``: the same, relative to the Jupyter page's own origin (what a
+        link in a notebook's output should use: it works under a public JupyterHub or Binder name)."""
+        return self.jupyter.proxy_path(self.port) if self.jupyter is not None else None
+
+    @property
     def authenticated(self) -> bool:
         """Whether requests need the token."""
         return bool(self.token)
 
     def __repr__(self) -> str:
-        return (f"RunningServer(url={self.url!r}, authenticated={self.authenticated}, "
+        proxy = f", proxy_url={self.proxy_url!r}" if self.proxy_url else ""
+        return (f"RunningServer(url={self.url!r}{proxy}, authenticated={self.authenticated}, "
                 f"running={self.running})")
 
     @property
@@ -101,7 +124,12 @@ class RunningServer:
             pass
 
     def _repr_html_(self) -> str:
-        return f'ExperimentHub API at <a href="{self.url}/docs" target="_blank">{self.url}</a>'
+        direct = f'ExperimentHub API at <a href="{escape(self.url)}/docs" target="_blank">{escape(self.url)}</a>'
+        if self.proxy_url is None or self.proxy_path is None:
+            return direct
+        # the link relative to the notebook page's origin, which is the public one under JupyterHub
+        return (f'{direct}, through the Jupyter server at <a href="{escape(self.proxy_path)}docs" '
+                f'target="_blank">{escape(self.proxy_url)}</a>')
 
 
 _lock = threading.Lock()
@@ -151,6 +179,9 @@ def serve(hub: Hub, host: str | None = None, port: int | None = None, token: str
         raise
     if warning:  # once per server started, not per re-run of the cell that returns it
         log.warning("%s", warning)
+    if server.proxy_url:
+        log.info("ExperimentHub API at %s, and through the Jupyter server at %s (with its login or token)",
+                 server.url, server.proxy_url)
     return server
 
 
@@ -187,14 +218,18 @@ def _start(hub: Hub, sock: socket.socket, host: str, token: str | None) -> Runni
     from .app import create_app
     from .logs import uvicorn_log_config
 
-    config = uvicorn.Config(create_app(hub, token=token), log_level="warning", access_log=False,
+    # never raises; None outside a Jupyter server's kernel. The proxy connects to localhost:<port>,
+    # so a server bound to one other address only is out of its reach
+    jupyter = find_server() if is_loopback(host) or host in _WILDCARDS else None
+    app = create_app(hub, token=token, jupyter_token=jupyter.token if jupyter is not None else None)
+    config = uvicorn.Config(app, log_level="warning", access_log=False,
                             log_config=uvicorn_log_config(), lifespan="off", timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
     port = sock.getsockname()[1]
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
                               name=f"experimenthub-api-{port}")
     handle = RunningServer(hub=hub, host=host, port=port, token=token, _server=server, _thread=thread,
-                           _socket=sock)
+                           _socket=sock, jupyter=jupyter)
     thread.start()
     deadline = time.monotonic() + _START_TIMEOUT
     while not server.started:
