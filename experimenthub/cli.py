@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--allow-unauthenticated", action="store_true", default=None,
                        help="serve beyond loopback (e.g. --host 0.0.0.0) without a token; refused otherwise "
                             "(default: $EXPERIMENTHUB_ALLOW_UNAUTHENTICATED)")
+    serve.add_argument("--restore", action="store_true",
+                       help="bring back every experiment of the tracking store that was not deleted (each loaded "
+                            "on first use), as a restarted kernel would with hub.restore()")
     serve.add_argument("--no-access-log", action="store_true",
                        help="no access lines (they never show headers; query values are masked)")
     publish = commands.add_parser("publish", help="send a CSV file to an experiment's RabbitMQ queue as JSON "
@@ -86,6 +89,13 @@ def _serve(args: argparse.Namespace) -> int:
     from .redact import redact_uri
 
     with ExperimentHub(settings) as hub:
+        if args.restore:
+            try:
+                restored = hub.restore()
+            except ExperimentHubError as exc:
+                return fail(f"could not restore from {redact_uri(hub.tracking.uri)}: {exc}")
+            print(f"Restored {len(restored)} experiment(s) from MLflow: {', '.join(sorted(restored)) or '(none)'}",
+                  flush=True)
         shown = f"[{host}]" if ":" in host else host
         auth = ("token required (Authorization: Bearer, or X-ExperimentHub-Token)" if token
                 else "no token: loopback Host names and EXPERIMENTHUB_ALLOWED_HOSTS only")

@@ -43,3 +43,32 @@ def test_demo_trains_both_types(tmp_path):
     assert result.stdout.count(": ready in") == 2
     assert "IDV(1) fault detected on" in result.stdout
     assert len(list((tmp_path / "figures").rglob("*.html"))) >= 10
+
+
+def test_serve_restore_lists_the_experiments_of_the_store(tmp_path, daily):
+    from experimenthub import ExperimentHub
+
+    with ExperimentHub(home=str(tmp_path)) as hub:
+        hub.create_experiment("kept", "time_series", {"setup": {"target": "value"}}, data=daily)
+        hub.wait("kept", tracked=True)
+    port = free_port()
+    env = dict(os.environ, EXPERIMENTHUB_HOME=str(tmp_path))
+    process = subprocess.Popen([EXE, "serve", "--port", str(port), "--restore"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+
+    def listed() -> dict | None:
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/experiments", timeout=5).json()
+        except requests.ConnectionError:
+            assert process.poll() is None, process.stdout.read()
+            return None
+
+    try:
+        experiments = wait_for(listed, 120, "experimenthub serve --restore to answer")
+        assert list(experiments) == ["kept"]
+        status = requests.get(f"http://127.0.0.1:{port}/kept/status", timeout=30).json()
+        assert status["state"] == "ready" and status["stage"] == "stored"
+        assert requests.post(f"http://127.0.0.1:{port}/kept/predict", timeout=120).text == "Prediction called"
+    finally:
+        process.terminate()
+        process.wait(timeout=120)
