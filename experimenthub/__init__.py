@@ -24,6 +24,7 @@ from .errors import (
     TrackingError,
     TrainingFailed,
     UnknownExperimentType,
+    UnsafeModel,
 )
 
 if TYPE_CHECKING:
@@ -62,5 +63,5 @@ __all__ = [
     "Busy", "DataError", "DatastreamError", "Experiment", "ExperimentExists", "ExperimentHub",
     "ExperimentHubError", "ExperimentNotFound", "ExperimentType", "Hub", "InvalidConfig", "InvalidName", "NoData",
     "NotReady", "PlotNotFound", "RunNotFound", "Settings", "Status", "TrackingError", "TrainingFailed",
-    "UnknownExperimentType", "__version__",
+    "UnknownExperimentType", "UnsafeModel", "__version__",
 ]
