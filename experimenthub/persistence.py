@@ -31,9 +31,11 @@ def save(tracking: TrackingPlugin, experiment: Experiment) -> str:
 
 
 def load(tracking: TrackingPlugin, registry: ExperimentTypeRegistry, name: str,
-         run_id: str | None) -> tuple[Experiment, list[Event]]:
-    """A new experiment ``name`` restored from a run, with the events announcing it."""
-    restored = records.restore(tracking, registry, name, run_id)
+         run_id: str | None, *, trust_pickles: bool = False) -> tuple[Experiment, list[Event]]:
+    """A new experiment ``name`` restored from a run, with the events announcing it. The run's model
+    is refused (:class:`~experimenthub.errors.UnsafeModel`) in any format that can run code when
+    loaded, pickles included unless ``trust_pickles`` (the setting of that name)."""
+    restored = records.restore(tracking, registry, name, run_id, trust_pickles=trust_pickles)
     experiment = Experiment(name, restored.impl.type_name, restored.impl)
     events = experiment.restore(
         restored.impl, run_id=restored.run.run_id, exp_id=restored.run.experiment_id,
