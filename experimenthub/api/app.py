@@ -32,9 +32,10 @@ from .models import (
 DESCRIPTION = """The ExperimentHub API drives the experiments of a live hub (a notebook kernel, or
 `experimenthub serve`): create, train, predict, save, load, stop and delete them, and read their
 figures as Plotly JSON. Errors carry a `detail`: 400 invalid request (unknown experiment type,
-malformed JSON, invalid config or data), 401 missing token, 404 unknown experiment/plot/run,
-409 busy or no trained model yet, 422 request body of the wrong shape, 503 MLflow or the
-datastream unreachable. 204: nothing to return yet."""
+malformed JSON, invalid config or data), 401 missing token, 403 a run's model stored in a format
+that could run code when loaded (refused), 404 unknown experiment/plot/run, 409 busy or no trained
+model yet, 422 request body of the wrong shape, 503 MLflow or the datastream unreachable. 204:
+nothing to return yet."""
 
 
 def create_app(hub: Hub, token: str | None = None) -> FastAPI:
