@@ -26,6 +26,7 @@ from .errors import (
     TrackingError,
     TrainingFailed,
     UnknownExperimentType,
+    UnsafeModel,
 )
 
 if TYPE_CHECKING:
@@ -65,5 +66,5 @@ __all__ = [
     "ExperimentHubError", "ExperimentNotFound", "ExperimentType", "GroupsRejected", "Hub", "InvalidConfig",
     "InvalidName", "LimitExceeded", "NoData",
     "NotReady", "PlotNotFound", "RunNotFound", "Settings", "Status", "TrackingError", "TrainingFailed",
-    "UnknownExperimentType", "__version__",
+    "UnknownExperimentType", "UnsafeModel", "__version__",
 ]

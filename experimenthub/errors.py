@@ -116,3 +116,18 @@ class GroupsRejected(ExperimentHubError, ValueError):
 class LimitExceeded(ExperimentHubError, ValueError):
     """A request goes beyond a configured limit (rows per request, experiments per hub, body size);
     the message names the limit and its setting."""
+
+
+class UnsafeModel(ExperimentHubError, PermissionError):
+    """A stored model was refused because loading it could run code: a pickle format, a flavor
+    ExperimentHub does not write, or a skops file holding a type outside ExperimentHub's own list.
+    Raised before any byte of the model file is deserialised; the message names the format found
+    and what is accepted, ``model_format`` the format alone (e.g. ``"sklearn/pickle"``).
+
+    The REST API answers 403: the request is well formed and the run exists, but the server refuses
+    by policy to deserialise what the run holds (the ``trust_pickles`` setting lifts that for
+    pickles), which a 422 (a request the client should correct) would misstate."""
+
+    def __init__(self, message: str, model_format: str | None = None) -> None:
+        self.model_format = model_format
+        super().__init__(message)

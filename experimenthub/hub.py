@@ -91,7 +91,11 @@ class Hub:
                                       settings.defer_figures)
         self._trainings = Trainings(self._catalogue, self._types, self._datastream, self._runner, self._publish,
                                     settings.max_rows)
-        self._persistence = Persistence(self._tracking, self._types, self._catalogue, self._runner, self._publish)
+        self._persistence = Persistence(self._tracking, self._types, self._catalogue, self._runner, self._publish,
+                                        trust_pickles=settings.trust_pickles)
+        if settings.trust_pickles:
+            log.warning("trust_pickles is on: models stored as pickles are loaded, and a pickle can run any code "
+                        "when it is loaded; only for a tracking store nobody else can write to")
         self._predictor = Predictor(self._datastream, self._publish,
                                     lambda name, trigger: self.retrain(name, trigger=trigger))
         self._streams_lock = threading.Lock()

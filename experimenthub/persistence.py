@@ -32,7 +32,8 @@ class Persistence:
     """The hub's save / load / restore, between its catalogue and the tracking store."""
 
     def __init__(self, tracking: TrackingPlugin, types: ExperimentTypeRegistry, catalogue: Catalogue,
-                 runner: TrainingRunner, publish: Callable[[list[Event]], None]) -> None:
+                 runner: TrainingRunner, publish: Callable[[list[Event]], None], trust_pickles: bool = False) -> None:
+        self._trust_pickles = trust_pickles
         self._tracking = tracking
         self._types = types
         self._catalogue = catalogue
@@ -55,7 +56,7 @@ class Persistence:
                 raise Busy(f"Experiment {name!r} is {existing.state}; stop it before loading a run into it")
             if run_id is None:
                 self._runner.settle(existing)  # the newest run may still be written: "latest" must include it
-        experiment, events = load(self._tracking, self._types, name, run_id)
+        experiment, events = load(self._tracking, self._types, name, run_id, trust_pickles=self._trust_pickles)
         _, created = self._catalogue.replace(experiment)
         self._publish(created + events)
         return experiment
@@ -72,7 +73,7 @@ class Persistence:
                 continue
             try:
                 self._catalogue.check_name(name)
-                experiments.append(stored(self._tracking, self._types, run))
+                experiments.append(stored(self._tracking, self._types, run, trust_pickles=self._trust_pickles))
             except ExperimentHubError as exc:  # a name or type this hub cannot take
                 log.warning("not restoring %r: %s", name, exc)
         self._publish(self._catalogue.register(experiments))
@@ -90,16 +91,20 @@ def save(tracking: TrackingPlugin, experiment: Experiment) -> str:
 
 
 def load(tracking: TrackingPlugin, registry: ExperimentTypeRegistry, name: str,
-         run_id: str | None) -> tuple[Experiment, list[Event]]:
-    """A new experiment ``name`` restored from a run, with the events announcing it."""
-    fields = _restored(tracking, registry, name, run_id)
+         run_id: str | None, *, trust_pickles: bool = False) -> tuple[Experiment, list[Event]]:
+    """A new experiment ``name`` restored from a run, with the events announcing it. The run's model
+    is refused (:class:`~experimenthub.errors.UnsafeModel`) in any format that can run code when
+    loaded, pickles included unless ``trust_pickles`` (the setting of that name)."""
+    fields = _restored(tracking, registry, name, run_id, trust_pickles)
     experiment = Experiment(name, fields["type_instance"].type_name, fields["type_instance"])
     events = experiment.restore(**fields)
     return experiment, events
 
 
-def stored(tracking: TrackingPlugin, registry: ExperimentTypeRegistry, run: RunInfo) -> Experiment:
-    """An experiment known from its model run, its model and data loaded on first use."""
+def stored(tracking: TrackingPlugin, registry: ExperimentTypeRegistry, run: RunInfo, *,
+           trust_pickles: bool = False) -> Experiment:
+    """An experiment known from its model run, its model and data loaded on first use (with the
+    same refusal of unsafe model formats as :func:`load`)."""
     name = run.experiment_name
     cls = registry.get(run.tags[records.TAG_TYPE])
     return Experiment.from_store(
@@ -107,12 +112,12 @@ def stored(tracking: TrackingPlugin, registry: ExperimentTypeRegistry, run: RunI
         exp_id=run.experiment_id, started=_timestamp(run.start_time),
         metrics={k: float(v) for k, v in run.metrics.items() if not k.startswith("monitor_")},
         figure_names=list(cls.figure_names or ()), eda_names=list(cls.eda_figure_names or ()),
-        loader=lambda: _restored(tracking, registry, name, run.run_id))
+        loader=lambda: _restored(tracking, registry, name, run.run_id, trust_pickles))
 
 
 def _restored(tracking: TrackingPlugin, registry: ExperimentTypeRegistry, name: str,
-              run_id: str | None) -> dict[str, Any]:
-    restored = records.restore(tracking, registry, name, run_id)
+              run_id: str | None, trust_pickles: bool) -> dict[str, Any]:
+    restored = records.restore(tracking, registry, name, run_id, trust_pickles=trust_pickles)
     return {"type_instance": restored.impl, "run_id": restored.run.run_id, "exp_id": restored.run.experiment_id,
             "started": _timestamp(restored.run.start_time), "train_data": restored.train_data,
             "evaluation": restored.evaluation, "figures": restored.figures, "eda": restored.eda,

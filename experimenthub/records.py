@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import model_formats
 from .errors import RunNotFound
 from .experiments.base import Evaluation
 
@@ -134,7 +135,11 @@ def latest_run(tracking: TrackingPlugin, name: str) -> RunInfo:
 
 
 def restore(tracking: TrackingPlugin, registry: ExperimentTypeRegistry, name: str,
-            run_id: str | None) -> Restored:
+            run_id: str | None, *, trust_pickles: bool = False) -> Restored:
+    """Rebuild an experiment from a run. The model is read only in a format that cannot run code
+    (:mod:`experimenthub.model_formats`; pickles too with ``trust_pickles``); everything else a run
+    holds is data: JSON, parquet (read by pyarrow, which no longer unpickles extension types),
+    figures kept as text."""
     import pandas as pd
 
     run = latest_run(tracking, name) if run_id is None else tracking.get_run(run_id)
@@ -162,9 +167,15 @@ def restore(tracking: TrackingPlugin, registry: ExperimentTypeRegistry, name: st
             return local
 
         impl = cls(json.loads(required("config.json").read_text()))
-        impl.load_model(str(required("model")))
-        learned = fetch("learned.json")
-        impl.learned = json.loads(learned.read_text()) if learned else {}
+        model = required("model")
+        with model_formats.policy(trust_pickles=trust_pickles, model=f"the model of run {run.run_id} ({name!r})"):
+            impl.load_model(str(model))
+        learned_file = fetch("learned.json")
+        learned = json.loads(learned_file.read_text()) if learned_file else {}
+        if not isinstance(learned, dict):
+            raise RunNotFound(f"Run {run.run_id} has a learned.json that is not a JSON object; it was not "
+                              f"written by ExperimentHub")
+        impl.learned = learned
         train = pd.read_parquet(required("data/train.parquet"))
         evaluation = Evaluation(pd.read_parquet(required("data/evaluation.parquet")),
                                 {k: float(v) for k, v in run.metrics.items() if not k.startswith("monitor_")})

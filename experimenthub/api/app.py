@@ -38,7 +38,8 @@ DESCRIPTION = """The ExperimentHub API drives the experiments of a live hub (a n
 figures as Plotly JSON. Errors carry a `detail`: 400 invalid request (unknown experiment type,
 malformed JSON, invalid config or data), 401 missing or wrong token (send it as
 `Authorization: Bearer <token>` or `X-ExperimentHub-Token: <token>`, never in the URL), 403 a
-foreign Host without the token or a cross-site request from a web page, 404 unknown
+foreign Host without the token, a cross-site request from a web page, or a run's model stored in a
+format that could run code when loaded (refused), 404 unknown
 experiment/plot/run, 409 busy or no trained model yet, 413 request body above the limit
 (`EXPERIMENTHUB_MAX_BODY_BYTES`), 422 request body of the wrong shape, 503 MLflow or the datastream
 unreachable. 204: nothing to return yet."""

@@ -27,6 +27,7 @@ STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
     (errors.UnknownExperimentType, 400),
     (errors.GroupsRejected, 400),
     (errors.LimitExceeded, 413),
+    (errors.UnsafeModel, 403),
     (errors.ExperimentNotFound, 404),
     (errors.PlotNotFound, 404),
     (errors.RunNotFound, 404),

@@ -412,20 +412,21 @@ class FaultDetectionExperiment(ExperimentType):
     def save_model(self, path: str) -> None:
         import mlflow.sklearn
 
-        # MLflow's default format, skops, rebuilds only allow-listed types: add the ones we wrote
-        # (our detectors; IsolationForest's tree storage, trusted because we created the file).
-        trusted = [f"{_MONITOR}.PCAMonitor", f"{_MONITOR}.ScoreLimitDetector"]
-        if self.config["create_model"]["model_type"] == "IsolationForest":
-            trusted.append("sklearn.tree._tree.Tree")
-        mlflow.sklearn.save_model(self.model, path, serialization_format="skops", skops_trusted_types=trusted,
+        from ..model_formats import FAULT_DETECTION_SKOPS, check_sklearn, skops_names
+
+        # skops rebuilds only allow-listed types: ours is fixed in model_formats and is exactly what
+        # loading accepts; a model that would be refused there fails here, at training, instead
+        mlflow.sklearn.save_model(self.model, path, serialization_format="skops",
+                                  skops_trusted_types=skops_names(FAULT_DETECTION_SKOPS),
                                   pip_requirements=_requirements())
+        check_sklearn(path, FAULT_DETECTION_SKOPS)
 
     def load_model(self, path: str) -> None:
-        import mlflow.sklearn
+        from ..model_formats import FAULT_DETECTION_SKOPS, load_sklearn
 
-        # MLFLOW_ALLOW_PICKLE_DESERIALIZATION (default true) gates this; a user who sets it false
-        # gets MLflow's own error, which the hub reports.
-        self.model = mlflow.sklearn.load_model(path)
+        # never mlflow.sklearn.load_model: it would follow a pickle format, or the trusted types
+        # listed in the run's own MLmodel; a pickle loads only under the trust_pickles policy
+        self.model = load_sklearn(path, FAULT_DETECTION_SKOPS)
 
 
 def _requirements() -> list[str]:

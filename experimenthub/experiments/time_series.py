@@ -320,10 +320,11 @@ class TimeSeriesExperiment(ExperimentType):
         mlflow.prophet.save_model(self.model, path, pip_requirements=_pip_requirements())
 
     def load_model(self, path: str) -> None:
-        import mlflow.prophet
+        from ..model_formats import load_prophet
 
         quiet_stan_logging()
-        self.model = mlflow.prophet.load_model(path)
+        # Prophet's JSON only; mlflow.prophet.load_model may put the flavor's code dir on sys.path
+        self.model = load_prophet(path)
 
 
 # -- helpers ---------------------------------------------------------------------------------
