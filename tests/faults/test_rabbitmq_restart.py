@@ -201,3 +201,25 @@ def test_a_broker_restart_mid_training_drain_never_loses_nor_half_acks(node, hub
     assert sorted(days(hub.train_data(queue))) == left + days(more)  # every row once
     assert rabbit.message_count(queue, url=node.url) == 0
 
+
+def test_a_consumer_stopped_during_an_outage_leaves_no_used_message_behind(node, queue):
+    """A watcher predicted a batch while the broker was down (its ack lost) and was stopped before
+    the redelivery came: the copy must not wait in the queue for another process to use it again."""
+    from experimenthub.plugins.rabbitmq_stream import RabbitMQDatastream
+
+    stream = RabbitMQDatastream(node.url)
+    try:
+        rabbit.publish(queue, ['[{"ds": "2020-01-01", "y": 1}]', '[{"ds": "2020-01-02", "y": 2}]'], url=node.url)
+        held = []
+        consumer = stream.consume(queue, held.append)
+        wait_for(lambda: held, timeout=10, what="a delivery")
+        node.kill()
+        wait_for(lambda: not stream.health()["healthy"], timeout=10, what="the outage seen")
+        held[0].ack()  # used: its ack has nowhere to go
+        consumer.stop()
+        node.start()
+        wait_for(lambda: rabbit.message_count(queue, url=node.url) == 1, timeout=15,
+                 what="the used message acknowledged, the other one left")
+        assert stream.next_batch(queue).bodies == [b'[{"ds": "2020-01-02", "y": 2}]']
+    finally:
+        stream.close()

@@ -48,6 +48,9 @@ class ConsumerContext:
     stream's I/O thread; raises DatastreamError when it cannot."""
     forget: Callable[[RabbitMQConsumer], None]
     """The consumer's thread ends: the stream no longer counts it (health, close)."""
+    recheck: Callable[[str], None]
+    """Used messages of this queue lost their ack with a connection: the stream acknowledges the
+    copies RabbitMQ put back once it is connected, even if this consumer has stopped by then."""
 
 
 class RabbitMQConsumer:
@@ -145,7 +148,7 @@ class RabbitMQConsumer:
                 lost = list(self._unapplied.values())
                 self._unapplied.clear()
             for properties, body in lost:
-                self._context.consumed.remember(properties, body, ack_lost=True)
+                self._ack_lost(properties, body)
             try:
                 if connection.is_open:
                     connection.close()  # unsettled messages go back to the queue
@@ -202,7 +205,7 @@ class RabbitMQConsumer:
                 current = self._session == session
             if not current or self._channel is None or not self._channel.is_open:
                 if ok:
-                    self._context.consumed.remember(properties, body, ack_lost=True)
+                    self._ack_lost(properties, body)
                 return
             if ok:
                 self._channel.basic_ack(tag)
@@ -221,7 +224,13 @@ class RabbitMQConsumer:
                 except Exception:
                     pass
         if ok:  # the connection that delivered it is gone: RabbitMQ requeued it
-            self._context.consumed.remember(properties, body, ack_lost=True)
+            self._ack_lost(properties, body)
+
+    def _ack_lost(self, properties: Any, body: bytes) -> None:
+        """A used message went back to the queue unacknowledged: its redelivery is skipped here,
+        and the stream acknowledges it again (this consumer may be stopped before it comes)."""
+        self._context.consumed.remember(properties, body, ack_lost=True)
+        self._context.recheck(self.queue)
 
     def _reject(self, session: int, tag: int, properties: Any, body: bytes, index: int, reason: str) -> None:
         self._context.dead_letter(self.queue, body, properties, reason)

@@ -67,7 +67,8 @@ class RabbitMQDatastream(IOThread):
         self._consumed = Consumed()
         self._consumers: set[RabbitMQConsumer] = set()
         self._consumer_context = ConsumerContext(consumed=self._consumed, parameters=self._parameters,
-                                                 dead_letter=self._dead_letter, forget=self._forget)
+                                                 dead_letter=self._dead_letter, forget=self._forget,
+                                                 recheck=self._recheck)
         super().__init__(url)  # validates the URL (InvalidConfig), then starts the I/O thread
 
     def __repr__(self) -> str:
