@@ -223,3 +223,34 @@ def test_a_consumer_stopped_during_an_outage_leaves_no_used_message_behind(node,
         assert stream.next_batch(queue).bodies == [b'[{"ds": "2020-01-02", "y": 2}]']
     finally:
         stream.close()
+
+
+def test_acks_a_crashed_broker_forgot_are_made_good(node, queue):
+    """RabbitMQ writes acks to disk lazily: killed right after acknowledging, it comes back with
+    those messages in the queue again. The stream acknowledges what it had used once more, for a
+    drained batch and for a consumer alike, even one stopped before the broker is back."""
+    from experimenthub.plugins.rabbitmq_stream import RabbitMQDatastream
+
+    watched = queue + "-watched"
+    stream = RabbitMQDatastream(node.url)
+    try:
+        rabbit.publish(queue, [f'[{{"i": {i}}}]' for i in range(20)], url=node.url)
+        rabbit.publish(watched, ['[{"i": 0}]', '[{"i": 1}]'], url=node.url)
+        stream.drain(queue).ack()  # returns once the broker processed the ack
+        assert rabbit.message_count(queue, url=node.url) == 0
+        held = []
+        consumer = stream.consume(watched, held.append)
+        wait_for(lambda: held, timeout=10, what="a delivery")
+        held[0].ack()  # with prefetch 1, the next delivery says the broker processed this ack
+        wait_for(lambda: len(held) == 2, timeout=10, what="the next delivery")
+        node.kill()
+        wait_for(lambda: not stream.health()["healthy"], timeout=10, what="the outage seen")
+        consumer.stop()
+        node.start()
+        wait_for(lambda: rabbit.message_count(queue, url=node.url) == 0, timeout=15,
+                 what="the drained messages acknowledged again")
+        wait_for(lambda: rabbit.message_count(watched, url=node.url) == 1, timeout=15,
+                 what="the consumed message acknowledged again, the other one left")
+    finally:
+        stream.close()
+        rabbit.delete_queues(watched, watched + ".dead", url=node.url)
