@@ -18,7 +18,11 @@ settling it does nothing on the new connection (its delivery tags would name oth
 that a redelivered message is not used twice, the stream remembers the ``message_id`` of every
 message it consumed (the hub's publisher sets one; so should others) and, for messages without
 one, the body digest of those whose ack was known to be lost; such a message is acknowledged and
-skipped when it comes again.
+skipped when it comes again. A used message whose ack was lost (or forgotten: a broker killed
+right after an ack may not have written it to disk) is not left waiting for that: once connected
+again, the stream acknowledges the used messages RabbitMQ put back at the head of the queues it
+took messages from (so no other process, e.g. a restarted kernel, finds them there and uses them
+again).
 
 Dead letters: ``Batch.reject(i, reason)`` publishes a copy (confirmed) to the direct exchange
 ``experimenthub.dead-letter`` with routing key ``<queue>``, bound to the durable queue

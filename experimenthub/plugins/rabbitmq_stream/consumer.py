@@ -48,6 +48,10 @@ class ConsumerContext:
     stream's I/O thread; raises DatastreamError when it cannot."""
     forget: Callable[[RabbitMQConsumer], None]
     """The consumer's thread ends: the stream no longer counts it (health, close)."""
+    recheck: Callable[[str], None]
+    """Used messages of this queue may be back in it (an ack lost with a connection, or forgotten
+    by a broker that crashed): the stream acknowledges the copies RabbitMQ put back at the head of
+    the queue once it is connected, even if this consumer has stopped by then."""
 
 
 class RabbitMQConsumer:
@@ -71,6 +75,7 @@ class RabbitMQConsumer:
         self._handed: set[tuple[int, int]] = set()  # (session, tag) given to the callback, not settled
         self._channel: Any = None  # consumer thread only
         self._outstanding: set[int] = set()  # consumer thread only
+        self._acked = False  # consumer thread only: an ack went out in this session
         self._thread = threading.Thread(target=self._run, name=f"experimenthub-consume-{queue}", daemon=True)
 
     @property
@@ -120,6 +125,7 @@ class RabbitMQConsumer:
 
     def _consume(self) -> None:
         connection = pika.BlockingConnection(self._context.parameters(f"consume {self.queue}"))
+        self._acked, ended = False, False
         try:
             declare(connection, self.queue)
             self._await_handover(connection)
@@ -138,6 +144,7 @@ class RabbitMQConsumer:
             deadline = time.monotonic() + STOP_GRACE
             while self._outstanding and time.monotonic() < deadline:
                 connection.process_data_events(time_limit=0.05)
+            ended = True
         finally:
             with self._lock:
                 self._connection = None
@@ -145,7 +152,11 @@ class RabbitMQConsumer:
                 lost = list(self._unapplied.values())
                 self._unapplied.clear()
             for properties, body in lost:
-                self._context.consumed.remember(properties, body, ack_lost=True)
+                self._ack_lost(properties, body)
+            if not ended and self._acked:
+                # a broker that crashed forgets the acks it had not written to disk yet: the
+                # messages come back, and if this consumer is stopped by then, no one skips them
+                self._context.recheck(self.queue)
             try:
                 if connection.is_open:
                     connection.close()  # unsettled messages go back to the queue
@@ -172,6 +183,7 @@ class RabbitMQConsumer:
     def _deliver(self, session: int, channel: Any, method: Any, properties: Any, body: bytes) -> None:
         if self._context.consumed.used(method.redelivered, properties, body):
             channel.basic_ack(method.delivery_tag)  # used already; its ack was lost with a connection
+            self._acked = True
             log.info("skipped a message of queue %r that was used already", self.queue)
             return
         tag = method.delivery_tag
@@ -202,10 +214,11 @@ class RabbitMQConsumer:
                 current = self._session == session
             if not current or self._channel is None or not self._channel.is_open:
                 if ok:
-                    self._context.consumed.remember(properties, body, ack_lost=True)
+                    self._ack_lost(properties, body)
                 return
             if ok:
                 self._channel.basic_ack(tag)
+                self._acked = True
             else:
                 self._channel.basic_nack(tag, requeue=True)
             self._outstanding.discard(tag)
@@ -221,7 +234,13 @@ class RabbitMQConsumer:
                 except Exception:
                     pass
         if ok:  # the connection that delivered it is gone: RabbitMQ requeued it
-            self._context.consumed.remember(properties, body, ack_lost=True)
+            self._ack_lost(properties, body)
+
+    def _ack_lost(self, properties: Any, body: bytes) -> None:
+        """A used message went back to the queue unacknowledged: its redelivery is skipped here,
+        and the stream acknowledges it again (this consumer may be stopped before it comes)."""
+        self._context.consumed.remember(properties, body, ack_lost=True)
+        self._context.recheck(self.queue)
 
     def _reject(self, session: int, tag: int, properties: Any, body: bytes, index: int, reason: str) -> None:
         self._context.dead_letter(self.queue, body, properties, reason)

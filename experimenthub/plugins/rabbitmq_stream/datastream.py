@@ -4,8 +4,9 @@ the work that used it succeeded, nothing malformed is retried forever.
 The queue operations and the settling of the Batches they return run on the I/O thread
 (:mod:`.io_thread`), whatever thread calls them: a Batch's messages are held, unacknowledged, on a
 delivery channel of that connection, one per queue, and ``ack``/``nack``/``reject`` go out on that
-same channel. Settling a Batch whose connection was lost since does nothing (RabbitMQ put its
-messages back; their redelivery is skipped if they were used, see :mod:`.redelivery`).
+same channel. Settling a Batch whose connection was lost since does nothing there (RabbitMQ put its
+messages back); when they were used, the stream acknowledges them again once it is connected (and a
+redelivery is skipped, see :mod:`.redelivery`).
 
 Dead letters: ``Batch.reject(i, reason)`` publishes a copy (confirmed) to the direct exchange
 ``experimenthub.dead-letter`` with routing key ``<queue>``, bound to the durable queue
@@ -67,7 +68,8 @@ class RabbitMQDatastream(IOThread):
         self._consumed = Consumed()
         self._consumers: set[RabbitMQConsumer] = set()
         self._consumer_context = ConsumerContext(consumed=self._consumed, parameters=self._parameters,
-                                                 dead_letter=self._dead_letter, forget=self._forget)
+                                                 dead_letter=self._dead_letter, forget=self._forget,
+                                                 recheck=self._recheck)
         super().__init__(url)  # validates the URL (InvalidConfig), then starts the I/O thread
 
     def __repr__(self) -> str:
@@ -187,6 +189,34 @@ class RabbitMQDatastream(IOThread):
                 return None
             raise
 
+    def _reacknowledge(self, queue: str) -> None:
+        """Acknowledge the used messages RabbitMQ put back at the head of ``queue`` (their first
+        ack was lost with a connection, or forgotten by a broker that crashed), up to the first
+        one not used, which stays where it is. Without this they would wait in the queue for the
+        next drain of this stream to skip them, while another process (a restarted kernel, a
+        second hub) would use them again."""
+        count = self._passive(queue)
+        if not count:
+            return
+        channel = self._connection.channel()
+        acked = 0
+        try:
+            for _ in range(count):
+                method, properties, body = channel.basic_get(queue)
+                if method is None:
+                    break
+                if not self._consumed.used(method.redelivered, properties, body):
+                    channel.basic_nack(method.delivery_tag, requeue=True)  # back to the head, in order
+                    break
+                channel.basic_ack(method.delivery_tag)
+                acked += 1
+            _barrier(channel)
+        finally:
+            if channel.is_open:
+                channel.close()
+        if acked:
+            log.warning("acknowledged %d used message(s) that RabbitMQ put back in queue %r", acked, queue)
+
     def _ensure_queue(self, queue: str) -> None:
         if queue not in self._declared:
             declare(self._connection, queue)
@@ -273,6 +303,7 @@ class RabbitMQDatastream(IOThread):
                         " (they were used: their redelivery will be skipped)" if ok else "")
             if ok:
                 self._consumed.remember_all([(held.properties[i], batch.bodies[i]) for i in indices], ack_lost=True)
+                self._recheck(held.queue)  # acknowledge them again once connected: no one may use them again
 
     def _current(self, held: _Held) -> DeliveryChannel | None:
         channel = self._channels.get(held.queue)

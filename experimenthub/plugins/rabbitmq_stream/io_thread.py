@@ -101,6 +101,7 @@ class IOThread:
         self._last_error: str | None = None
         self._connects = 0
         self._outages = 0
+        self._rechecks: set[str] = set()  # queues whose head may hold used messages RabbitMQ put back
         self._answered = threading.Event()  # the first connection attempt ended
         self._closing = threading.Event()
         # owned by the I/O thread
@@ -175,6 +176,7 @@ class IOThread:
                 continue
             try:
                 self._run_pending()
+                self._run_rechecks()
                 if self._connection is not None:
                     self._connection.process_data_events(time_limit=0.5)
             except _LOST as exc:
@@ -225,6 +227,8 @@ class IOThread:
             self._outages += 1
         connection = self._connection
         self._connection = self._control = None
+        with self._state_lock:  # what was taken from them comes back; what of it was used is acked again
+            self._rechecks.update(self._channels)
         self._channels.clear()  # batches taken on them are stale now: RabbitMQ requeued their messages
         self._declared.clear()
         try:
@@ -260,6 +264,37 @@ class IOThread:
             else:
                 if not request.finish(result) and isinstance(result, Batch):
                     result.nack()  # its caller stopped waiting: the messages go back
+
+    def _recheck(self, queue: str) -> None:
+        """Any thread: messages taken from ``queue`` were used but their ack did not reach the
+        broker, so RabbitMQ put them back; once connected, the I/O thread acknowledges them again."""
+        with self._state_lock:
+            self._rechecks.add(queue)
+        self._wake()
+
+    def _run_rechecks(self) -> None:
+        while self._connection is not None:
+            with self._state_lock:
+                if not self._rechecks:
+                    return
+                queue = self._rechecks.pop()
+            try:
+                self._reacknowledge(queue)
+            except _LOST:
+                with self._state_lock:
+                    self._rechecks.add(queue)  # on the next connection
+                raise
+            except Exception as exc:
+                if not self._connection.is_open:
+                    with self._state_lock:
+                        self._rechecks.add(queue)
+                    raise px.StreamLostError(describe(exc)) from exc
+                log.warning("could not acknowledge again the used messages RabbitMQ put back in queue %r: %s",
+                            queue, describe(exc))
+                self._repair()
+
+    def _reacknowledge(self, queue: str) -> None:
+        """Acknowledge the used messages at the head of ``queue`` (the datastream knows which)."""
 
     def _fail_pending(self) -> None:
         while self._requests:

@@ -6,6 +6,8 @@ new connection (its delivery tags would name other messages). So that a redelive
 used twice, the stream remembers the ``message_id`` of every message it consumed (the hub's
 publisher sets one; so should others) and, for messages without one, the body digest of those
 whose ack was known to be lost; such a message is acknowledged and skipped when it comes again.
+The datastream also asks this memory, once connected again, which messages at the head of a queue
+were used, to acknowledge them at once rather than leave them for another process to use again.
 """
 
 from __future__ import annotations
