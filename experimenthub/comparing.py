@@ -65,6 +65,24 @@ def leaderboard(tracking: TrackingPlugin, names: str | list[str] | None, metric:
     return frame.reset_index(drop=True)
 
 
+def sweep_candidates(tracking: TrackingPlugin, name: str) -> pd.DataFrame:
+    """The candidate runs of ``name``'s latest sweep, best first by the sweep's metric."""
+    import pandas as pd
+
+    sweeps = [run for run in tracking.runs(name, max_results=1000) if role(run) == "sweep"]
+    if not sweeps:
+        return pd.DataFrame(columns=_COLUMNS)
+    parent = sweeps[0]
+    metric = parent.params.get("metric")
+    rows = [_row(run, {}) | {"candidate": int(run.tags.get("experimenthub.candidate", -1))}
+            for run in tracking.runs(name, max_results=1000)
+            if role(run) == "candidate" and run.tags.get("mlflow.parentRunId") == parent.run_id]
+    frame = pd.DataFrame(rows)
+    if metric and metric in frame.columns:
+        frame = frame.sort_values(metric, ascending=not higher_is_better(metric), na_position="last")
+    return frame.reset_index(drop=True)
+
+
 def to_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """JSON-ready rows: timestamps as ISO text, NaN as None."""
     out = []

@@ -34,6 +34,7 @@ from .predicting import Predictor
 from .registry import ExperimentTypeRegistry
 from .runner import TrainingRunner
 from .settings import Settings
+from .sweeping import Sweeps
 from .tables import to_frame, to_records
 from .tracking_writer import BoundedTracking
 from .trainings import Trainings
@@ -96,6 +97,7 @@ class Hub:
         if settings.trust_pickles:
             log.warning("trust_pickles is on: models stored as pickles are loaded, and a pickle can run any code "
                         "when it is loaded; only for a tracking store nobody else can write to")
+        self._sweeps = Sweeps(self._tracking, self._executor, self._queue, self._runner, self._publish)
         self._predictor = Predictor(self._datastream, self._publish,
                                     lambda name, trigger: self.retrain(name, trigger=trigger))
         self._streams_lock = threading.Lock()
@@ -211,6 +213,25 @@ class Hub:
         records the run it replaced, ``trigger`` (``manual`` or the retrain policy's check) and how
         many rows were added."""
         return self._trainings.retrain(name, trigger)
+
+    def sweep(self, name: str, params: Any, metric: str | None = None) -> Experiment:
+        """Fit one candidate per parameter set (``params``: a list of dicts, or a grid: a dict of
+        lists), through the queue and the executor (in parallel, stopped together by
+        ``stop_training``), ranked by ``metric`` (time_series: ``cv_mape``, fault_detection with a
+        label: ``f1`` on a held-out part, by default); the best becomes the experiment's model. Returns
+        at once; every candidate is a child run of the sweep's run in MLflow (``sweep_candidates``)."""
+        from . import sweeping
+
+        experiment = self._catalogue.get(name)
+        current, train_data = experiment.trained(), experiment.train_data()
+        instances, chosen = sweeping.plan(current, params, metric)
+        frame = instances[0].validate_data(train_data)
+        self._sweeps.start(experiment, instances, frame, chosen)
+        return experiment
+
+    def sweep_candidates(self, name: str) -> pd.DataFrame:
+        """The candidates of the experiment's latest sweep (params, metrics, run ids), best first."""
+        return comparing.sweep_candidates(self._tracking, self.check_name(name))
 
     @overload
     def stop_training(self, name: str) -> bool: ...  # type: ignore[overload-overlap]

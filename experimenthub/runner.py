@@ -24,9 +24,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .executor import Executor, WorkItem
-    from .experiment import Experiment
+    from .experiment import Experiment, Job
     from .experiments.base import ExperimentType
     from .plugins.protocols import Batch, RunInfo, TrackingPlugin
+    from .training import TrainingOutput
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,45 @@ class TrainingRunner:
 
         job.enqueue(launch, dropped)
 
+    def spawn(self, experiment: Experiment, name: str, target: Callable[[threading.Thread | None], None]) -> None:
+        """Run ``target(previous job thread)`` as the experiment's latest job thread (``settle`` and
+        ``join`` wait for it): for jobs of several parts, such as a sweep."""
+        def run(previous: threading.Thread | None) -> None:
+            try:
+                target(previous)
+            finally:
+                with self._lock:
+                    if self._threads.get(experiment) is threading.current_thread():
+                        del self._threads[experiment]
+
+        with self._lock:
+            previous = self._threads.get(experiment)
+            thread = threading.Thread(target=run, args=(previous,), name=f"experimenthub-{name}-{experiment.name}",
+                                      daemon=True)
+            self._threads[experiment] = thread
+        thread.start()
+
+    def adopt(self, experiment: Experiment, job: Job, output: TrainingOutput, frame: pd.DataFrame, kind: str,
+              number: int, tags: dict[str, str]) -> None:
+        """Make a finished fit (a sweep's best candidate) the experiment's model: a new model run,
+        ``ready``, then the run written behind; as the end of an ordinary training."""
+        try:
+            run = records.start(self._tracking, experiment.name, output.experiment, frame, kind, number,
+                                tags={**lease_tags(), **tags})
+        except Exception as exc:
+            log.warning("could not open the run of %r: %s", experiment.name, exc)
+            self._publish(experiment.fail(job, exc))
+            return
+        experiment.attach_run(job, run.run_id, run.experiment_id)
+        events = experiment.complete(job, output.experiment, output.evaluation, frame, output.figures, output.eda,
+                                     output.figure_names, output.eda_names)
+        if events is None:  # stopped meanwhile
+            self.end_run(run, "KILLED")
+            return
+        self._publish(events)
+        with self._writing:
+            self._log_results(experiment, run, output)
+
     def settle(self, experiment: Experiment) -> None:
         """Wait until the latest job of ``experiment`` is over, its write-behind logging included."""
         with self._lock:
@@ -226,7 +266,7 @@ class TrainingRunner:
         if events is None:
             if batch:
                 batch.nack()
-            self._end_run(run, "FAILED" if error is not None else "KILLED")
+            self.end_run(run, "FAILED" if error is not None else "KILLED")
             if error is not None:
                 log.warning("training of %r failed: %s", experiment.name, error)
                 self._publish(experiment.fail(job, error))
@@ -247,10 +287,11 @@ class TrainingRunner:
         except Exception as exc:
             log.warning("logging run %s of %r failed: %s", run.run_id, experiment.name, exc)
             outcome = f"failed: {exc}"
-            self._end_run(run, "FAILED")
+            self.end_run(run, "FAILED")
         self._publish(experiment.tracked(run.run_id, outcome))
 
-    def _end_run(self, run: RunInfo | None, status: str) -> None:
+    def end_run(self, run: RunInfo | None, status: str) -> None:
+        """Mark a run ended (never raises: a store that cannot be reached is logged)."""
         if run is None:
             return
         try:

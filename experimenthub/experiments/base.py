@@ -91,6 +91,13 @@ class ExperimentType(abc.ABC):
         """Check training data against the config; return it with parsed types (raise DataError)."""
 
     @classmethod
+    def sweep_setup(cls, config: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+        """For a sweep: the metric to rank candidates by when none is given (None: the caller must
+        give one), and the config the candidates start from (e.g. with a default ``evaluate``
+        section, so that they are ranked out of sample). The default: no metric, the config as is."""
+        return None, config
+
+    @classmethod
     def model_parameters(cls, model_type: str) -> list[ParamSpec]:
         """The parameters of ``model_type``, for generated forms. Empty when unknown."""
         return []
