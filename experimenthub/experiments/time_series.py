@@ -6,7 +6,7 @@ Config::
                "missing": "error"},
      "create_model": {"model_type": "Prophet", "params": {...Prophet(...) arguments...}},
      "forecast": {"horizon": 30, "freq": null, "seed": 0},
-     "anomaly": {"rule": "interval", "interval_width": 0.99, "k": 2.576},
+     "anomaly": {"rule": "interval", "interval_width": 0.99, "k": null},
      "evaluate": {"horizon": 30, "folds": 3, "seasonality": null},   # optional: a backtest
      "retrain": {"metric": "mape", "threshold": 0.2, "window": 100}}
 
@@ -18,10 +18,11 @@ advises for data with regular gaps. A given ``freq`` is used as is.
 The anomaly band is its own setting, not Prophet's forecast interval (``create_model.params.
 interval_width``, 0.8 by default: one normal point in five falls outside it). Rule "interval" flags
 actuals outside the band of width ``anomaly.interval_width`` (0.99); "residual" flags
-|y - yhat| > k * (training residual standard deviation), with ``k`` by default the normal quantile
-that matches ``interval_width`` (2.576 for 0.99). On data that fits the model, the expected share
-of flagged normal points (false alarms) is ``1 - interval_width`` (for an explicit ``k``: the
-two-sided normal tail beyond it): see :meth:`TimeSeriesExperiment.expected_false_alarm_rate`.
+|y - yhat| > k * (training residual standard deviation), with ``k`` by default (null) the normal
+quantile that matches ``interval_width`` (2.576 for 0.99; :func:`residual_k`). On data that fits
+the model, the expected share of flagged normal points (false alarms) is ``1 - interval_width``
+(for an explicit ``k``: the two-sided normal tail beyond it): see
+:meth:`TimeSeriesExperiment.expected_false_alarm_rate`.
 
 ``evaluate`` (absent: no backtest) runs a rolling-origin backtest with ``folds`` folds of
 ``horizon`` rows of the data's calendar and scores a seasonal-naive baseline on the same folds
@@ -97,7 +98,9 @@ class TimeSeriesExperiment(ExperimentType):
             return pd.DataFrame({"ds": stamps, "y": np.sin(np.arange(periods) / 5) + rng.normal(0, 0.1, periods)})
 
         config = {"create_model": {"model_type": "Prophet", "params": {}}}
-        return [(config, series(800, "D")), (config, series(24 * 15, "h"))]
+        # one fold of backtest: imports prophet.diagnostics before the worker forks jobs
+        backtest = {**config, "evaluate": {"horizon": 24, "folds": 1}}
+        return [(config, series(800, "D")), (backtest, series(24 * 15, "h"))]
 
     @classmethod
     def parse_config(cls, config: Any) -> dict[str, Any]:
@@ -152,7 +155,8 @@ class TimeSeriesExperiment(ExperimentType):
                                 f"band), got {width!r}", "anomaly.interval_width")
         anomaly["interval_width"] = width
         k = number(anomaly, "k", "anomaly", None, low=0)
-        anomaly["k"] = float(_normal_quantile(width) if k is None else k)
+        # not filled in: null follows interval_width, also when a form edits it later
+        anomaly["k"] = None if k is None else float(k)
         evaluate = optional_section(config, "evaluate")
         if evaluate is not None:
             config["evaluate"] = _parse_evaluate(evaluate, forecast["horizon"])
@@ -165,7 +169,7 @@ class TimeSeriesExperiment(ExperimentType):
         anomaly.interval_width``; for rule "residual" with an explicit ``k``, ``P(|Z| > k)``."""
         anomaly = cls.parse_config(config)["anomaly"]
         if anomaly["rule"] == "residual":
-            return round(2 * (1 - NormalDist().cdf(anomaly["k"])), 12)
+            return round(2 * (1 - NormalDist().cdf(residual_k(anomaly))), 12)
         return round(1 - anomaly["interval_width"], 12)
 
     @classmethod
@@ -365,7 +369,7 @@ class TimeSeriesExperiment(ExperimentType):
             ratio = _normal_quantile(anomaly["interval_width"]) / _normal_quantile(width)
             return (yhat - (yhat - forecast["yhat_lower"]) * ratio,
                     yhat + (forecast["yhat_upper"] - yhat) * ratio)
-        k = anomaly["k"] if anomaly["rule"] == "residual" else _normal_quantile(anomaly["interval_width"])
+        k = residual_k(anomaly) if anomaly["rule"] == "residual" else _normal_quantile(anomaly["interval_width"])
         spread = k * self.learned["residual_std"]
         return yhat - spread, yhat + spread
 
@@ -424,6 +428,12 @@ def seeded_predict(model: Any, frame: pd.DataFrame, seed: int) -> pd.DataFrame:
             return model.predict(frame.reset_index(drop=True))
         finally:
             np.random.set_state(state)
+
+
+def residual_k(anomaly: dict[str, Any]) -> float:
+    """The residual rule's k: as given, else the normal quantile matching ``interval_width`` (a
+    normal residual exceeds k standard deviations with probability ``1 - interval_width``)."""
+    return anomaly["k"] if anomaly.get("k") is not None else _normal_quantile(anomaly["interval_width"])
 
 
 def _normal_quantile(width: float) -> float:

@@ -69,7 +69,6 @@ def run(model: Any, horizon: int, folds: int, season: int,
     history = model.history.reset_index(drop=True)  # sorted, NaN targets dropped: Prophet's own rows
     n = len(history)
     check_rows(n, horizon, folds, season)
-    columns = _input_columns(model)
     level = float(model.interval_width)
     parts = []
     scales = []
@@ -82,7 +81,9 @@ def run(model: Any, horizon: int, folds: int, season: int,
         # backtested as absmax. For every other setting this is exactly cross_validation's copy.
         fold_model.scaling = model.scaling
         fold_model.fit(train, **model.fit_kwargs)
-        forecast = predict(fold_model, test[columns])
+        # the fold model's own needs: fitted on Prophet's history frame, which holds a 'floor'
+        # column, a logistic copy learns a floor the full model did not have (as in cross_validation)
+        forecast = predict(fold_model, test[_input_columns(fold_model)])
         if fold_model.stan_backend is not None:
             fold_model.stan_backend.cleanup()
         y_train = train["y"].to_numpy(dtype=float)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from contextlib import nullcontext
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,7 @@ import pytest
 from experimenthub import datasets
 from experimenthub.errors import InvalidConfig
 from experimenthub.experiments import timeseries_backtest, timeseries_calendar
-from experimenthub.experiments.time_series import TimeSeriesExperiment
+from experimenthub.experiments.time_series import TimeSeriesExperiment, residual_k
 
 QUICKSTART = {"setup": {"target": "y", "ds": "ds"},
               "create_model": {"model_type": "Prophet", "params": {"seasonality_mode": "multiplicative"}}}
@@ -60,7 +60,8 @@ def reachable(values: pd.Series, data: pd.Series) -> bool:
 
 # -- 1. the data's own calendar ----------------------------------------------------------------
 def test_calendar_of_weekday_data_with_missing_holidays(daily):
-    with pytest.warns(match="infer_freq") if pd.__version__ >= "3" else nullcontext():
+    with warnings.catch_warnings():  # (pandas 3: "pandas 4 returns an offset")
+        warnings.simplefilter("ignore")
         assert pd.infer_freq(daily["ds"]) is None  # pandas gives up: holidays are missing too
     calendar = timeseries_calendar.infer(daily["ds"])
     assert calendar.freq == "B" and calendar.season == 5 and calendar.days == (0, 1, 2, 3, 4)
@@ -146,17 +147,21 @@ def test_components_axes_read_as_percent_and_skip_unseen_days(daily):
 def test_anomaly_config_defaults_and_false_alarm_rate():
     config = TimeSeriesExperiment.parse_config(DEFAULT)
     assert config["anomaly"]["rule"] == "interval" and config["anomaly"]["interval_width"] == 0.99
-    assert config["anomaly"]["k"] == pytest.approx(2.5758, abs=1e-4)
+    assert config["anomaly"]["k"] is None and residual_k(config["anomaly"]) == pytest.approx(2.5758, abs=1e-4)
     assert TimeSeriesExperiment.expected_false_alarm_rate(DEFAULT) == pytest.approx(0.01)
     wider = with_(DEFAULT, anomaly={"rule": "residual", "interval_width": 0.95})
-    assert TimeSeriesExperiment.parse_config(wider)["anomaly"]["k"] == pytest.approx(1.96, abs=1e-3)
+    assert residual_k(TimeSeriesExperiment.parse_config(wider)["anomaly"]) == pytest.approx(1.96, abs=1e-3)
     assert TimeSeriesExperiment.expected_false_alarm_rate(wider) == pytest.approx(0.05)
     explicit = with_(DEFAULT, anomaly={"rule": "residual", "k": 3})
     assert TimeSeriesExperiment.expected_false_alarm_rate(explicit) == pytest.approx(0.0027, abs=1e-4)
     for bad in (0, 1, 1.5, "wide"):
         with pytest.raises(InvalidConfig, match="anomaly.interval_width"):
             TimeSeriesExperiment.parse_config(with_(DEFAULT, anomaly={"interval_width": bad}))
-    assert TimeSeriesExperiment.parse_config(with_(DEFAULT, anomaly={"k": None}))["anomaly"]["k"] > 2.5
+    assert TimeSeriesExperiment.parse_config(explicit)["anomaly"]["k"] == 3.0
+    # a parsed config edited later (a form): the default k follows the new width
+    edited = TimeSeriesExperiment.parse_config(wider)
+    edited["anomaly"]["interval_width"] = 0.999
+    assert TimeSeriesExperiment.expected_false_alarm_rate(edited) == pytest.approx(0.001)
 
 
 @pytest.mark.parametrize("config", [DEFAULT, QUICKSTART], ids=["additive", "multiplicative"])
@@ -190,7 +195,8 @@ def test_old_band_is_a_setting_away(daily):
 def test_residual_rule_and_no_uncertainty_samples(daily):
     experiment, evaluation = fit(with_(DEFAULT, anomaly={"rule": "residual"}), daily)
     frame = evaluation.frame.iloc[: len(daily)]
-    k, sd = experiment.config["anomaly"]["k"], experiment.learned["residual_std"]
+    k, sd = residual_k(experiment.config["anomaly"]), experiment.learned["residual_std"]
+    assert k == pytest.approx(2.5758, abs=1e-4)
     assert ((frame["y"] - frame["yhat"]).abs() > k * sd).eq(frame["anomaly"]).all()
     config = with_(DEFAULT, create_model={"model_type": "Prophet", "params": {"uncertainty_samples": 0}})
     experiment, evaluation = fit(config, daily)
@@ -247,6 +253,18 @@ def test_backtest_matches_prophet_cross_validation(daily):
     assert m["cv_rel_mae"] == pytest.approx(m["cv_mae"] / m["baseline_cv_mae"])
     assert m["mae"] < m["cv_mae"]  # in-sample flatters
     json.dumps(m, allow_nan=False)
+
+
+def test_backtest_of_logistic_growth_matches_prophet(daily):
+    """Prophet's history frame carries a 'floor' column: a fold's copy fitted on it learns a floor
+    (so it must be given one to predict), as in cross_validation."""
+    data = daily.tail(150).assign(cap=80.0)
+    config = {"create_model": {"model_type": "Prophet", "params": {"growth": "logistic", "uncertainty_samples": 50}},
+              "evaluate": {"horizon": 5, "folds": 2}}
+    experiment, evaluation = fit(config, data)
+    reference = prophet_reference(experiment.model, evaluation.backtest)
+    np.testing.assert_allclose(evaluation.backtest.sort_values(["cutoff", "ds"])["yhat"], reference["yhat"],
+                               rtol=1e-6)
 
 
 def test_backtest_folds_skip_the_nights(daytime):
