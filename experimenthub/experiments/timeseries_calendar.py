@@ -182,16 +182,18 @@ def _step(stamps: pd.DatetimeIndex) -> str:
 
 
 def _seconds(freq: str) -> float | None:
-    """The fixed length of ``freq`` in seconds, or None for calendar steps (months, ...)."""
+    """The fixed length of ``freq`` in seconds, or None for calendar steps (months, business
+    days, ...). Read from the offset, not by parsing ``freq`` as a duration: "MS" (month start)
+    would read as milliseconds."""
     import pandas as pd
+    from pandas.tseries.frequencies import to_offset
 
-    try:
-        return pd.Timedelta(freq).total_seconds()
-    except ValueError:
-        try:
-            return pd.Timedelta(f"1{freq}").total_seconds()
-        except ValueError:
-            return None
+    offset = to_offset(freq)
+    if isinstance(offset, pd.offsets.Tick):
+        return float(pd.Timedelta(offset).total_seconds())
+    if isinstance(offset, pd.offsets.Day):  # (no longer a Tick in pandas 3)
+        return float(offset.n * _DAY)
+    return None
 
 
 def _season(freq: str, calendar: Calendar | None) -> int:
