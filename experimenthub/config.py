@@ -5,7 +5,7 @@ The shape is the seed's::
     {"setup": {"target": "value", "ds": "ds"},
      "create_model": {"model_type": "Prophet", "params": {...}},
      # optional:
-     "forecast": {...}, "anomaly": {...}, "retrain": {...}, "data": [records]}
+     "forecast": {...}, "anomaly": {...}, "retrain": {...}, "evaluate": {...}, "data": [records]}
 
 Experiment types add their own keys on top of :func:`parse_common`; this module knows only the
 shared part.
@@ -21,7 +21,7 @@ from typing import Any
 
 from .errors import InvalidConfig
 
-COMMON_SECTIONS = ("setup", "create_model", "forecast", "anomaly", "retrain", "data")
+COMMON_SECTIONS = ("setup", "create_model", "forecast", "anomaly", "retrain", "evaluate", "data")
 
 
 def as_mapping(value: Any, key: str | None) -> dict[str, Any]:
@@ -99,6 +99,17 @@ def parse_common(config: Any, model_types: Iterable[str], extra_sections: Iterab
     create["params"] = as_mapping(create.get("params") or {}, "create_model.params")
     config["create_model"] = create
     return config
+
+
+def optional_section(config: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """An optional section (``evaluate``): its mapping, or None (and the key removed) when it is
+    absent, null or empty, which means "off"."""
+    section = config.pop(name, None)
+    if not section:
+        if section is not None and not isinstance(section, Mapping):
+            raise InvalidConfig(f"'{name}' must be a JSON object (mapping), got {type(section).__name__}", name)
+        return None
+    return as_mapping(section, name)
 
 
 def parse_retrain(section: Mapping[str, Any], metrics: Iterable[str], default_metric: str) -> dict[str, Any] | None:

@@ -7,6 +7,7 @@ A run's artifacts::
     data/train.parquet       the training data, types preserved
     data/evaluation.parquet  per-row results on the training data
     data/predictions.parquet predictions made since training (written by save)
+    evaluation/backtest.parquet  the out-of-sample evaluation's table, when the config asked for one
     model/                   the model in its native MLflow flavor (prophet / sklearn)
     figures/<name>.json      model figures, Plotly JSON (a deferred figure: once it was first built)
     eda/<name>.json          EDA figures, Plotly JSON (likewise)
@@ -90,6 +91,8 @@ def finish(tracking: TrackingPlugin, run_id: str, impl: ExperimentType, evaluati
     tracking.log_files(run_id, {
         "learned.json": json.dumps(impl.learned, default=str),
         "data/evaluation.parquet": parquet_bytes(evaluation.frame),
+        **({"evaluation/backtest.parquet": parquet_bytes(evaluation.backtest)}
+           if evaluation.backtest is not None else {}),
         **{f"figures/{k}.json": v for k, v in figures.items()},
         **{f"eda/{k}.json": v for k, v in eda.items()},
     })
@@ -177,8 +180,10 @@ def restore(tracking: TrackingPlugin, registry: ExperimentTypeRegistry, name: st
                               f"written by ExperimentHub")
         impl.learned = learned
         train = pd.read_parquet(required("data/train.parquet"))
+        backtest = fetch("evaluation/backtest.parquet")
         evaluation = Evaluation(pd.read_parquet(required("data/evaluation.parquet")),
-                                {k: float(v) for k, v in run.metrics.items() if not k.startswith("monitor_")})
+                                {k: float(v) for k, v in run.metrics.items() if not k.startswith("monitor_")},
+                                pd.read_parquet(backtest) if backtest else None)
         predictions_file = fetch("data/predictions.parquet")
         predictions = pd.read_parquet(predictions_file) if predictions_file else None
         figures = _read_folder(fetch("figures"))

@@ -33,10 +33,15 @@ def test_forecast_equals_bare_prophet(embedded_hub, daily):
     ours = embedded_hub.predict("sales", daily)
     bare = bare_prophet(daily, SEED_CONFIG["create_model"]["params"])
     np.testing.assert_allclose(ours["yhat"], bare["yhat"], rtol=1e-9, atol=1e-9)
-    assert list(ours.columns) == ["ds", "yhat", "yhat_lower", "yhat_upper", "y", "anomaly"]
+    assert list(ours.columns) == ["ds", "yhat", "yhat_lower", "yhat_upper", "y", "anomaly", "anomaly_lower",
+                                  "anomaly_upper"]
+    np.testing.assert_allclose(ours["yhat_lower"], bare["yhat_lower"], rtol=0.05)  # Prophet's interval, sampled
     assert ours["anomaly"].dtype == bool
-    outside = (ours["y"] < ours["yhat_lower"]) | (ours["y"] > ours["yhat_upper"])
+    # anomalies are outside the anomaly band (99 %), wider than Prophet's forecast interval (80 %)
+    outside = (ours["y"] < ours["anomaly_lower"]) | (ours["y"] > ours["anomaly_upper"])
     assert (ours["anomaly"] == outside).all()
+    assert (ours["anomaly_lower"] < ours["yhat_lower"]).all() and (ours["anomaly_upper"] > ours["yhat_upper"]).all()
+    assert ours["anomaly"].mean() <= 0.02
 
     kinds = {e.kind for e in events}
     assert {"experiment_created", "state_changed", "progress", "figures_updated"} <= kinds
@@ -55,7 +60,8 @@ def test_metrics_figures_and_default_forecast(embedded_hub, daily):
     ahead = embedded_hub.predict("sales")  # no data, empty queue: the configured horizon ahead
     assert len(ahead) == 14 and "y" not in ahead
     assert ahead["ds"].min() > daily["ds"].max()
-    assert pd.infer_freq(ahead["ds"]) == "D"
+    # Prophet's daily sample has weekdays only: so has its forecast
+    assert ahead["ds"].tolist() == pd.bdate_range(daily["ds"].max(), periods=15)[1:].tolist()
 
     model_names, eda_names = embedded_hub.plot_names("sales")
     assert {"forecast", "components", "anomalies"} <= set(model_names)
@@ -72,7 +78,7 @@ def test_predict_flags_anomalies_and_updates_figures(embedded_hub, daily):
     embedded_hub.create_experiment("sales", "time_series", SEED_CONFIG, data=daily)
     embedded_hub.wait("sales", timeout=120)
     last = daily["ds"].max()
-    new = pd.DataFrame({"ds": pd.date_range(last + pd.Timedelta(days=1), periods=10, freq="D")})
+    new = pd.DataFrame({"ds": pd.bdate_range(last + pd.Timedelta(days=1), periods=10)})
     normal = embedded_hub.predict("sales", new)["yhat"]
     new["value"] = normal.to_numpy()
     new.loc[4, "value"] = normal[4] * 3  # a spike far outside the interval
@@ -138,3 +144,32 @@ def test_hub_is_safe_from_many_threads(embedded_hub, daily):
         t.join()
     assert not errors
     assert len(embedded_hub.predictions("sales")) == 8 * 5 * 3
+
+
+def test_backtest_metrics_reach_status_and_the_run(embedded_hub, daily):
+    from experimenthub import records
+    from experimenthub.experiments.time_series import TimeSeriesExperiment
+
+    config = copy.deepcopy(SEED_CONFIG)
+    config["evaluate"] = {"horizon": 5, "folds": 2}
+    events = []
+    embedded_hub.subscribe(events.append, kinds=["progress"])
+    embedded_hub.create_experiment("sales", "time_series", config, data=daily)
+    status = embedded_hub.wait("sales", timeout=180, tracked=True)
+    assert status.state == "ready"
+    cv = {k: v for k, v in status.metrics.items() if k.startswith(("cv_", "baseline_cv_"))}
+    assert {"cv_mae", "cv_rmse", "cv_mape", "cv_smape", "cv_coverage", "cv_mase", "cv_rel_mae",
+            "baseline_cv_mae"} <= set(cv)
+    assert "backtest" in [e.data["stage"] for e in events]
+    assert embedded_hub.cfg("sales")["evaluate"] == {"horizon": 5, "folds": 2, "seasonality": None}
+    assert TimeSeriesExperiment.expected_false_alarm_rate(embedded_hub.cfg("sales")) == pytest.approx(0.01)
+
+    run = embedded_hub.tracking.get_run(status.run_id)
+    assert run.metrics["cv_mae"] == pytest.approx(cv["cv_mae"]) and run.params["evaluate.folds"] == "2"
+    restored = records.restore(embedded_hub.tracking, embedded_hub._types, "sales", status.run_id)
+    table = restored.evaluation.backtest
+    assert len(table) == 10 and set(table["fold"]) == {1, 2} and (table["ds"].dt.day_of_week < 5).all()
+    assert restored.impl.learned["calendar"]["freq"] == "B"
+    embedded_hub.load("sales")
+    ahead = embedded_hub.predict("sales")
+    assert (ahead["ds"].dt.day_of_week < 5).all() and len(ahead) == 30

@@ -27,10 +27,16 @@ Progress = Callable[[str, float], None]
 
 @dataclasses.dataclass
 class Evaluation:
-    """What a fit produced about its own training data: a frame per training row and metrics."""
+    """What a fit produced about its own training data: a frame per training row and metrics.
+
+    ``backtest`` is the out-of-sample evaluation's table when the config asks for one (section
+    ``evaluate``): for ``time_series`` one row per fold and forecast step (fold, cutoff, step, ds,
+    y, yhat, yhat_lower, yhat_upper, baseline, ...), for ``fault_detection`` the confusion counts
+    on the held-out rows. Its summary metrics are in ``metrics`` (``cv_*``, ``holdout_*``)."""
 
     frame: pd.DataFrame
     metrics: dict[str, float]
+    backtest: pd.DataFrame | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +108,13 @@ class ExperimentType(abc.ABC):
         """The parameters of ``model_type``, for generated forms. Empty when unknown."""
         return []
 
+    @classmethod
+    def expected_false_alarm_rate(cls, config: Any) -> float | None:
+        """The share of normal rows the type's anomaly rule flags under ``config`` (for a form to
+        show next to the setting), or None when the type cannot say. Raises InvalidConfig like
+        :meth:`parse_config`."""
+        return None
+
     # -- the work --------------------------------------------------------------------------
     @abc.abstractmethod
     def fit(self, data: pd.DataFrame, progress: Progress) -> Evaluation:
@@ -149,7 +162,7 @@ class ExperimentType(abc.ABC):
             params[f"setup.{key}"] = value
         for key, value in create["params"].items():
             params[f"params.{key}"] = value
-        for section in ("forecast", "anomaly"):
-            for key, value in self.config.get(section, {}).items():
+        for section in ("forecast", "anomaly", "evaluate"):
+            for key, value in (self.config.get(section) or {}).items():
                 params[f"{section}.{key}"] = value
         return params

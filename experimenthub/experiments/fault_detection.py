@@ -5,10 +5,23 @@ Config (the seed's shape)::
     {"setup": {"ds": "ds", "features": [...], "label": "fault", "missing": "error"},
      "create_model": {"model_type": "PCA", "params": {"n_components": 0.9, "confidence": 0.99}},
      "anomaly": {"rule": "either"},             # PCA: either | t2 | spe | both
+     "evaluate": {"holdout": 0.3},              # optional: 0.3 (the last 30 %) or a bool column
      "retrain": {"threshold": 0.05}}            # metric: anomaly_rate
 
 ``setup.target`` is accepted as an alias of ``setup.label`` (a 0/1 column of known faults, used
-for metrics only). The model is a ``Pipeline(StandardScaler, detector)`` where the detector is
+for metrics only). Alarm limits sit at the ``confidence`` quantile of normal operation, so on
+normal data about ``1 - confidence`` of the rows raise an alarm (the expected false-alarm rate; see
+:meth:`FaultDetectionExperiment.expected_false_alarm_rate`).
+
+``evaluate.holdout`` (needs ``setup.label``) scores the detector on rows it was not fitted on: a
+fraction of the rows taken from the end, or the rows where a boolean column is true. A scaler and
+detector are fitted on the normal rows (label 0) of the rest, and the held-out rows give
+``holdout_precision``, ``holdout_recall``, ``holdout_f1``, ``holdout_false_alarm_rate`` (on label
+0), ``holdout_detection_rate`` and ``holdout_detection_delay`` (rows from the first faulty label to
+the first alarm at or after it; absent when none follows); the confusion counts are
+:attr:`Evaluation.backtest`. The experiment's model is still fitted on all rows, as without it.
+
+The model is a ``Pipeline(StandardScaler, detector)`` where the detector is
 :class:`~experimenthub.experiments.pca_monitor.PCAMonitor` (T² and SPE control limits) or a
 :class:`~experimenthub.experiments.pca_monitor.ScoreLimitDetector` around IsolationForest,
 EllipticEnvelope or LocalOutlierFactor. Output frames name the timestamp column ``ds``.
@@ -20,7 +33,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..config import check_keys, choice, number, optional_str, parse_common, parse_retrain
+from ..config import check_keys, choice, number, optional_section, optional_str, parse_common, parse_retrain
 from ..errors import DataError, InvalidConfig, NoData, NotReady
 from ..tables import parse_timestamps
 from . import fault_figures
@@ -133,8 +146,25 @@ class FaultDetectionExperiment(ExperimentType):
                                 "anomaly.rule")
         config["anomaly"] = {"rule": rule} if create["model_type"] == "PCA" else {}
         check_keys(config["forecast"], (), "forecast")
+        evaluate = optional_section(config, "evaluate")
+        if evaluate is not None:
+            config["evaluate"] = _parse_evaluate(evaluate, config["setup"])
         config["retrain"] = parse_retrain(config["retrain"], cls.retrain_metrics, "anomaly_rate")
         return config
+
+    @classmethod
+    def expected_false_alarm_rate(cls, config: Any) -> float | None:
+        """The share of normal rows that raise an alarm: ``1 - confidence`` (PCA's rule "both"
+        needs both statistics over their limits, independent under the PCA model: ``(1 -
+        confidence)²``); with ``contamination`` instead, that fraction (None for "auto")."""
+        config = cls.parse_config(config)
+        params = config["create_model"]["params"]
+        confidence = params.get("confidence")
+        if confidence is None:
+            contamination = params.get("contamination")
+            return float(contamination) if isinstance(contamination, (int, float)) else None
+        rate = 1 - confidence
+        return round(rate ** 2 if config["anomaly"].get("rule") == "both" else rate, 12)
 
     @staticmethod
     def _estimator_params(model_type: str, params: dict[str, Any], key: str) -> dict[str, Any]:
@@ -191,7 +221,7 @@ class FaultDetectionExperiment(ExperimentType):
         setup = self.config["setup"]
         if setup.get("features"):
             return list(setup["features"])
-        skip = {self._ds_column(frame), setup.get("label")}
+        skip = {self._ds_column(frame), setup.get("label"), self._holdout_column()}
         found = [c for c in frame.columns if c not in skip and pd.api.types.is_numeric_dtype(frame[c])
                  and not pd.api.types.is_bool_dtype(frame[c])]
         if not found:
@@ -273,7 +303,52 @@ class FaultDetectionExperiment(ExperimentType):
         if len(frame) < need:
             raise DataError(f"fault_detection needs at least {need} rows here (components + 2); "
                             f"got {len(frame)}")
+        if self.config.get("evaluate"):
+            self._check_holdout(frame, need)
         return frame
+
+    def _holdout_column(self) -> str | None:
+        holdout = (self.config.get("evaluate") or {}).get("holdout")
+        return holdout if isinstance(holdout, str) else None
+
+    def _holdout_mask(self, frame: pd.DataFrame) -> Any:
+        """True for the held-out rows: the last ``holdout`` fraction, or the holdout column."""
+        import numpy as np
+
+        holdout = self.config["evaluate"]["holdout"]
+        if isinstance(holdout, str):
+            return frame[holdout].astype(bool).to_numpy()
+        count = min(len(frame) - 1, max(1, round(holdout * len(frame))))
+        mask = np.zeros(len(frame), dtype=bool)
+        mask[len(frame) - count:] = True
+        return mask
+
+    def _check_holdout(self, frame: pd.DataFrame, need: int) -> None:
+        """A held-out evaluation needs both labels among the held-out rows (precision needs faults,
+        the false-alarm rate normal rows) and enough normal rows in the rest to fit on."""
+        label, holdout = self.config["setup"]["label"], self.config["evaluate"]["holdout"]
+        if isinstance(holdout, str):
+            if holdout not in frame.columns:
+                raise DataError(f"holdout column {holdout!r} (evaluate.holdout) not found; available columns: "
+                                f"{', '.join(map(str, frame.columns))}", holdout)
+            values = frame[holdout]
+            if values.isna().any() or not values.isin([0, 1]).all():
+                raise DataError(f"holdout column {holdout!r} must hold booleans (true: held out) with no missing "
+                                f"values", holdout)
+        held = self._holdout_mask(frame)
+        what = (f"the rows where {holdout!r} is true" if isinstance(holdout, str)
+                else f"the last {held.sum()} rows (evaluate.holdout = {holdout})")
+        labels = frame.loc[held, label].dropna()
+        counts = {name: int((labels == value).sum()) for name, value in (("normal (0)", 0), ("faulty (1)", 1))}
+        absent = [name for name, n in counts.items() if n == 0]
+        if absent:
+            raise DataError(f"the held-out rows, {what}, have no {' and no '.join(absent)} label in {label!r} "
+                            f"({counts['normal (0)']} normal, {counts['faulty (1)']} faulty): precision and the "
+                            f"false-alarm rate need both; hold out rows with both labels", label)
+        normal = int((frame.loc[~held, label] == 0).sum())
+        if normal < need:
+            raise DataError(f"the rows not held out have {normal} normal rows (label 0 in {label!r}); fitting "
+                            f"the held-out evaluation's limits needs at least {need}: hold out fewer rows", label)
 
     # -- the work ----------------------------------------------------------------------------
     def _detector(self) -> Any:
@@ -291,23 +366,32 @@ class FaultDetectionExperiment(ExperimentType):
             raise NotReady("fault_detection has no fitted model yet; train it first")
         return [str(c) for c in self.model.feature_names_in_]
 
-    def fit(self, data: pd.DataFrame, progress: Progress) -> Evaluation:
+    def _pipeline(self, rows: pd.DataFrame, features: list[str], progress: Progress | None = None) -> Any:
+        """``Pipeline(StandardScaler, detector)`` fitted on ``rows``."""
         from sklearn.pipeline import Pipeline
         from sklearn.preprocessing import StandardScaler
 
-        data = self.validate_data(data)
-        features = self._features(data)
-        progress("scaling", 0.15)
-        scaler = StandardScaler().fit(data[features])
-        scaled = scaler.transform(data[features])
-        progress("fitting", 0.3)
+        def report(stage: str, fraction: float) -> None:
+            if progress is not None:
+                progress(stage, fraction)
+
+        report("scaling", 0.15)
+        scaler = StandardScaler().fit(rows[features])
+        scaled = scaler.transform(rows[features])
+        report("fitting", 0.3)
         try:
             detector = self._detector().fit(scaled)
         except ValueError as exc:
             model_type = self.config["create_model"]["model_type"]
             raise DataError(f"{model_type} could not be fitted on these rows: {exc}") from exc
-        progress("limits", 0.6)
-        self.model = Pipeline([("scaler", scaler), ("detector", detector)])
+        report("limits", 0.6)
+        return Pipeline([("scaler", scaler), ("detector", detector)])
+
+    def fit(self, data: pd.DataFrame, progress: Progress) -> Evaluation:
+        data = self.validate_data(data)
+        features = self._features(data)
+        self.model = self._pipeline(data, features, progress)
+        detector = self.model[-1]
         progress("evaluating", 0.7)
         frame = self._statistics(data, features, contributors=False)
         metrics = {"anomaly_rate": float(frame["anomaly"].mean())}
@@ -317,8 +401,39 @@ class FaultDetectionExperiment(ExperimentType):
         label = self.config["setup"].get("label")
         if label is not None:
             metrics.update(_label_metrics(frame[label], frame["anomaly"]))
+        backtest = None
+        if self.config.get("evaluate"):
+            progress("holdout", 0.75)
+            backtest, scores = self._holdout(data, features)
+            metrics.update(scores)
         progress("evaluating", 0.85)
-        return Evaluation(frame=frame, metrics=metrics)
+        return Evaluation(frame=frame, metrics=metrics, backtest=backtest)
+
+    def _holdout(self, data: pd.DataFrame, features: list[str]) -> tuple[pd.DataFrame, dict[str, float]]:
+        """Fit on the normal rows that are not held out, score the held-out rows against their
+        labels: ``holdout_*`` metrics and the confusion counts."""
+        import numpy as np
+        import pandas as pd
+
+        label = self.config["setup"]["label"]
+        held = self._holdout_mask(data)
+        rest, test = data[~held], data[held]
+        model = self._pipeline(rest[rest[label] == 0], features)
+        known = test[label].notna().to_numpy()
+        alarm = (model.predict(test[features]) == -1)[known]
+        truth = test[label].to_numpy()[known].astype(bool)
+        metrics = {f"holdout_{k}": v for k, v in _label_metrics(pd.Series(truth), pd.Series(alarm)).items()}
+        first = int(np.argmax(truth))  # both labels are present (validate_data)
+        after = np.flatnonzero(alarm[first:])
+        if len(after):
+            metrics["holdout_detection_delay"] = float(after[0])
+        metrics["holdout_rows"] = float(len(truth))
+        counts = pd.DataFrame({
+            "label": [0, 1],
+            "no_alarm": [int((~truth & ~alarm).sum()), int((truth & ~alarm).sum())],
+            "alarm": [int((~truth & alarm).sum()), int((truth & alarm).sum())],
+        })
+        return counts, metrics
 
     def _statistics(self, frame: pd.DataFrame, features: list[str], contributors: bool) -> pd.DataFrame:
         import numpy as np
@@ -442,6 +557,28 @@ def _requirements() -> list[str]:
             if dist != "experimenthub":  # a source checkout: the class comes with the code
                 out.append(dist)
     return out
+
+
+def _parse_evaluate(section: dict[str, Any], setup: dict[str, Any]) -> dict[str, Any]:
+    check_keys(section, ("holdout",), "evaluate")
+    holdout = section.get("holdout")
+    if isinstance(holdout, str) and holdout:
+        for role in ("ds", "label"):
+            if setup.get(role) == holdout:
+                raise InvalidConfig(f"{holdout!r} is the {role} column; name a boolean column that marks the "
+                                    f"held-out rows", "evaluate.holdout")
+        if holdout in (setup.get("features") or ()):
+            raise InvalidConfig(f"{holdout!r} is listed in setup.features; the holdout column cannot be a "
+                                f"feature", "evaluate.holdout")
+    elif isinstance(holdout, (int, float)) and not isinstance(holdout, bool) and 0 < holdout < 1:
+        holdout = float(holdout)
+    else:
+        raise InvalidConfig(f"must be a fraction in (0, 1) (the share of rows held out from the end) or the "
+                            f"name of a boolean column marking held-out rows; got {holdout!r}", "evaluate.holdout")
+    if not setup.get("label"):
+        raise InvalidConfig("a held-out evaluation scores alarms against known faults: set setup.label to a "
+                            "0/1 column", "evaluate.holdout")
+    return {"holdout": holdout}
 
 
 def _label_metrics(label: pd.Series, flagged: pd.Series) -> dict[str, float]:

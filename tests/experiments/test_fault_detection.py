@@ -370,3 +370,82 @@ def test_progress_model_parameters_and_light_import(tep):
             "print(sorted({'numpy', 'pandas', 'sklearn', 'scipy', 'plotly', 'mlflow'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# -- held-out evaluation (evaluate.holdout) ------------------------------------------------------
+@pytest.fixture(scope="module")
+def normal_then_fault(tep) -> pd.DataFrame:
+    """The normal training run followed by the IDV(1) run (160 normal rows, then the fault): both
+    labels in its second part; ``held`` marks the IDV(1) run."""
+    return pd.concat([tep["normal_train"].assign(fault=0, held=False), tep["idv01_test"].assign(held=True)],
+                     ignore_index=True)
+
+
+def test_holdout_column_metrics_equal_a_fit_on_the_rest(normal_then_fault, tep):
+    exp = experiment(setup={"ds": "ds", "label": "fault"}, evaluate={"holdout": "held"})
+    evaluation = exp.fit(exp.validate_data(normal_then_fault), noop)
+    m = evaluation.metrics
+    # by hand: the same experiment without a holdout, fitted on the normal rows of the rest
+    plain = experiment(setup={"ds": "ds"})
+    plain.fit(tep["normal_train"], noop)
+    alarm = plain.predict(tep["idv01_test"])["anomaly"].to_numpy()
+    fault = tep["idv01_test"]["fault"].to_numpy() == 1
+    tp, fp, fn, tn = (alarm & fault).sum(), (alarm & ~fault).sum(), (~alarm & fault).sum(), (~alarm & ~fault).sum()
+    assert m["holdout_precision"] == pytest.approx(tp / (tp + fp))
+    assert m["holdout_recall"] == pytest.approx(tp / (tp + fn)) and m["holdout_recall"] > 0.99
+    assert m["holdout_f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
+    assert m["holdout_false_alarm_rate"] == pytest.approx(fp / (fp + tn)) and m["holdout_false_alarm_rate"] < 0.05
+    first_alarm = np.flatnonzero(alarm[160:])[0]
+    assert m["holdout_detection_delay"] == first_alarm and first_alarm <= 10  # IDV(1) is caught within minutes
+    assert m["holdout_rows"] == 960
+    counts = evaluation.backtest
+    assert list(counts.columns) == ["label", "no_alarm", "alarm"]
+    assert counts.to_numpy().tolist() == [[0, tn, fp], [1, fn, tp]]
+    # in-sample metrics keep their names; the fit on every row absorbs much of the fault
+    assert m["recall"] < m["holdout_recall"]
+    assert "held" not in exp.model.feature_names_in_
+    json.dumps(m, allow_nan=False)
+
+
+def test_holdout_fraction_from_the_end(normal_then_fault):
+    exp = experiment(setup={"ds": "ds", "label": "fault"}, evaluate={"holdout": 0.6})
+    evaluation = exp.fit(exp.validate_data(normal_then_fault.drop(columns="held")), noop)
+    counts = evaluation.backtest.set_index("label").sum(axis=1)
+    assert counts.to_dict() == {0: 76, 1: 800}  # the last 876 rows: 76 normal rows of the IDV(1) run, 800 faulty
+    assert evaluation.metrics["holdout_rows"] == 876 and evaluation.metrics["holdout_recall"] > 0.99
+
+
+def test_holdout_is_refused_without_both_labels_or_a_label(normal_then_fault):
+    data = normal_then_fault.drop(columns="held")
+    exp = experiment(setup={"ds": "ds", "label": "fault"}, evaluate={"holdout": 0.3})
+    with pytest.raises(DataError, match=r"no normal \(0\) label in 'fault' \(0 normal, 438 faulty\)"):
+        exp.validate_data(data)
+    exp = experiment(setup={"ds": "ds", "label": "fault"}, evaluate={"holdout": 0.1})
+    with pytest.raises(DataError, match=r"the last 60 rows .* no faulty \(1\) label"):
+        exp.validate_data(normal_then_fault.head(600).drop(columns="held"))  # the fault starts at row 660
+    exp = experiment(setup={"ds": "ds", "label": "fault"}, evaluate={"holdout": "held"})
+    with pytest.raises(DataError, match="'held' .* not found"):
+        exp.validate_data(data)
+    with pytest.raises(DataError, match="booleans"):
+        exp.validate_data(normal_then_fault.assign(held="yes"))
+    with pytest.raises(DataError, match="normal rows"):
+        exp.validate_data(normal_then_fault.assign(held=True))
+    for evaluate, words in (({"holdout": 0.2}, "setup.label"), ({"holdout": 1.5}, "fraction"),
+                            ({"holdout": True}, "fraction"), ({"rows": 3}, "allowed keys")):
+        setup = {} if words == "setup.label" else {"label": "fault"}
+        with pytest.raises(InvalidConfig, match=words) as info:
+            experiment(setup=setup, evaluate=evaluate)
+        assert info.value.key.startswith("evaluate")
+    with pytest.raises(InvalidConfig, match="feature"):
+        experiment(setup={"label": "fault", "features": ["xmeas_1", "held"]}, evaluate={"holdout": "held"})
+
+
+def test_expected_false_alarm_rate():
+    rate = FaultDetectionExperiment.expected_false_alarm_rate
+    assert rate(DEFAULT) == pytest.approx(0.01)
+    assert rate({"create_model": {"model_type": "PCA", "params": {"confidence": 0.95}}}) == pytest.approx(0.05)
+    assert rate({**DEFAULT, "anomaly": {"rule": "both"}}) == pytest.approx(1e-4)
+    assert rate({"create_model": {"model_type": "IsolationForest", "params": {"contamination": 0.02}}}) == 0.02
+    assert rate({"create_model": {"model_type": "IsolationForest", "params": {"contamination": "auto"}}}) is None
+    with pytest.raises(InvalidConfig):
+        rate({"create_model": {"model_type": "PCA", "params": {"confidence": 2}}})
