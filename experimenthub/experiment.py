@@ -227,6 +227,13 @@ class Experiment:
                 raise NotReady(f"Experiment {self.name!r} has no training data yet")
             return data.copy()
 
+    def backtest(self) -> pd.DataFrame | None:
+        """The out-of-sample evaluation table of the current model (None without one)."""
+        self._ensure_loaded()
+        with self._lock:
+            table = self._evaluation.backtest if self._evaluation is not None else None
+            return None if table is None else table.copy()
+
     def predictions(self) -> pd.DataFrame | None:
         self._ensure_loaded()
         with self._lock:

@@ -300,6 +300,19 @@ class Hub:
         """Every prediction since the last training (None before the first)."""
         return self._catalogue.get(name).predictions()
 
+    def evaluation(self, name: str) -> pd.DataFrame:
+        """The out-of-sample evaluation of the current model: time_series, one row per fold and
+        horizon step (actual, forecast, interval, seasonal-naive baseline); fault_detection, the
+        confusion counts on the held-out rows. NotReady when the config has no ``evaluate`` section."""
+        experiment = self._catalogue.get(name)
+        table = experiment.backtest()
+        if table is None:
+            experiment.trained()  # Busy / NotReady first when there is no model at all
+            raise NotReady(f"Experiment {name!r} has no out-of-sample evaluation: add an 'evaluate' section to its "
+                           f"config (time_series: {{'horizon': H, 'folds': K}}; fault_detection: "
+                           f"{{'holdout': 0.3}}) and train it again")
+        return table
+
     def plot_names(self, name: str) -> tuple[list[str], list[str]]:
         """(model figure names, EDA figure names); a figure is built when it is first asked for."""
         experiment = self._catalogue.get(name)

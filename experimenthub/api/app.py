@@ -19,7 +19,7 @@ from ..errors import InvalidConfig, NotReady
 from ..hub import Hub
 from ..redact import redact_text
 from ..tables import to_records
-from . import collection_routes, errors
+from . import collection_routes, errors, evaluation_routes
 from .deps import HubDep
 from .models import (
     ExperimentConfig,
@@ -62,6 +62,7 @@ def create_app(hub: Hub, token: str | None = None, jupyter_token: str | None = N
     app.state.hub = hub
     errors.install(app)
     collection_routes.install(app)  # before /{name}/...: fixed first segments win
+    evaluation_routes.install(app)
     _routes(app)
     # add_middleware puts the last one outermost: ProxyPrefix, CORS (preflights), Guard, then BodyLimit
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

@@ -27,6 +27,9 @@ class ExperimentConfig(BaseModel):
     forecast: dict[str, Any] | None = None
     anomaly: dict[str, Any] | None = None
     retrain: dict[str, Any] | None = None
+    evaluate: dict[str, Any] | None = Field(
+        None, description="out-of-sample evaluation: time_series {horizon, folds, seasonality}; "
+                          "fault_detection {holdout: a fraction from the end, or a boolean column}")
     data: list[dict[str, Any]] | dict[str, Any] | None = Field(
         None, description="training rows: a list of records, or a 'columns'/'split' JSON table")
 

@@ -153,6 +153,18 @@ class FaultDetectionExperiment(ExperimentType):
         return config
 
     @classmethod
+    def sweep_setup(cls, config: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+        """Candidates are ranked by ``holdout_f1``: F1 on rows held out of the fit (the last 30 % when
+        the config has no ``evaluate`` section). Needs a label column."""
+        if not config["setup"].get("label"):
+            raise InvalidConfig("a sweep ranks candidates by F1 on held-out rows, which needs a 0/1 label column "
+                                "(setup.label); without one, pass metric= with a metric the fits report",
+                                "setup.label")
+        if config.get("evaluate"):
+            return "holdout_f1", config
+        return "holdout_f1", {**config, "evaluate": _parse_evaluate({"holdout": 0.3}, config["setup"])}
+
+    @classmethod
     def expected_false_alarm_rate(cls, config: Any) -> float | None:
         """The share of normal rows that raise an alarm: ``1 - confidence`` (PCA's rule "both"
         needs both statistics over their limits, independent under the PCA model: ``(1 -

@@ -167,6 +167,14 @@ class TimeSeriesExperiment(ExperimentType):
         return config
 
     @classmethod
+    def sweep_setup(cls, config: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+        """Candidates are ranked by ``cv_mape`` (out of sample); without an ``evaluate`` section
+        they get the default backtest (3 folds of the forecast horizon)."""
+        if config.get("evaluate"):
+            return "cv_mape", config
+        return "cv_mape", {**config, "evaluate": _parse_evaluate({}, config["forecast"]["horizon"] or 30)}
+
+    @classmethod
     def expected_false_alarm_rate(cls, config: Any) -> float:
         """The share of normal points the anomaly rule flags on data the model fits: ``1 -
         anomaly.interval_width``; for rule "residual" with an explicit ``k``, ``P(|Z| > k)``."""
