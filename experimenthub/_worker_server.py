@@ -23,6 +23,30 @@ import traceback
 from multiprocessing.connection import Connection
 
 
+def _kill_groups(pids: set[int]) -> None:
+    for pid in pids:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _alive_groups(pids: set[int]) -> set[int]:
+    """The children whose process group still exists (a job, or something it started, runs)."""
+    alive = set()
+    for pid in pids:
+        try:
+            os.killpg(pid, 0)
+        except (ProcessLookupError, PermissionError):
+            continue
+        alive.add(pid)
+    return alive
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def _run_child(fd: int) -> None:
     conn = Connection(fd)
     conn.send(("pid", os.getpid()))
@@ -41,6 +65,9 @@ def _run_child(fd: int) -> None:
 
 
 def main(control_fd: int) -> None:
+    # a stop must work while the libraries load too, whatever the starting process ignored (a Dask
+    # worker's process ignores SIGTERM, and ignored signals stay ignored across exec)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     control = socket.socket(fileno=control_fd)
     # Trainings are batch work: at a lower priority (inherited by the children and their CmdStan)
     # the kernel, the widgets and the REST server stay responsive while every core is fitting.
@@ -55,7 +82,17 @@ def main(control_fd: int) -> None:
     gc.collect()
     gc.freeze()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # a stop is an exit: the jobs go too
     control.sendall(b"R")  # ready: libraries loaded
+    children: set[int] = set()
+    try:
+        _serve(control, children)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # we are exiting already
+        _kill_groups(_alive_groups(children))  # the hub went away: so do its jobs
+
+
+def _serve(control: socket.socket, children: set[int]) -> None:
     while True:
         try:
             message, fds, _flags, _addr = socket.recv_fds(control, 16, 1)
@@ -65,18 +102,21 @@ def main(control_fd: int) -> None:
             return  # the hub went away
         if not fds:
             continue
+        children.intersection_update(_alive_groups(children))
         pid = os.fork()
         if pid == 0:
             code = 0
             try:
                 control.close()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 os.setpgrp()
                 _run_child(fds[0])
             except BaseException:
                 code = 1
             finally:
                 os._exit(code)
+        children.add(pid)
         os.close(fds[0])
 
 
