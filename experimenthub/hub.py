@@ -28,7 +28,7 @@ from . import figures, persistence, records, training_data
 from .admission import JobQueue
 from .errors import ExperimentExists, ExperimentHubError, ExperimentNotFound, GroupsRejected, LimitExceeded, NoData
 from .events import Event, EventBus, Subscription
-from .executor import LocalExecutor
+from .executor import make_executor, queue_capacity
 from .experiment import Experiment
 from .naming import check_name
 from .predicting import Predictor
@@ -67,10 +67,11 @@ class Hub:
 
     def __init__(self, settings: Settings | None = None, *, tracking: TrackingPlugin | None = None,
                  datastream: DatastreamPlugin | None = None, warm_up: bool = True,
-                 reserved_names: Collection[str] = (), **overrides: Any) -> None:
+                 reserved_names: Collection[str] = (), dask_client: Any = None, **overrides: Any) -> None:
         """``overrides``: any setting (``home``, ``mlflow_uri``, ``rabbitmq_url``, ``max_trainings``,
         ``experiment_types``, ... and ``config_file``), winning over the environment and the YAML
-        file; or pass a whole ``settings`` object."""
+        file; or pass a whole ``settings`` object. ``dask_client``: a ``distributed.Client`` whose
+        cluster runs the trainings (the hub leaves it open on close)."""
         from .plugins.defaults import default_datastream, default_tracking
 
         if settings is None:
@@ -88,8 +89,8 @@ class Hub:
         self._store = tracking or default_tracking(settings)
         self._tracking = BoundedTracking(self._store, settings.tracking_writers)  # every write goes through it
         self._datastream = datastream or default_datastream(settings)
-        self._executor: Executor = LocalExecutor()
-        self._queue = JobQueue(settings.max_trainings)
+        self._executor: Executor = make_executor(settings, dask_client)
+        self._queue = JobQueue(queue_capacity(settings, self._executor))
         self._runner = TrainingRunner(self._tracking, self._executor, self._queue, self._publish,
                                       settings.defer_figures)
         self._predictor = Predictor(self._datastream, self._publish, self.retrain)
@@ -474,7 +475,7 @@ class Hub:
 
     # -- plugins -----------------------------------------------------------------------------------
     def health(self, max_age: float = _HEALTH_MAX_AGE) -> dict[str, Any]:
-        """The seed's ``/health``: ``{"mlops": {...}, "datastream": {...}}``.
+        """The seed's ``/health``: ``{"mlops": {...}, "datastream": {...}}``, and ``"executor"``.
 
         A check younger than ``max_age`` seconds is reused, and concurrent callers share one
         check: a dashboard polling health from many clients costs one probe per second, not one
@@ -483,7 +484,8 @@ class Hub:
             checked_at, cached = self._health_cache
             if cached is not None and time.monotonic() - checked_at < max_age:
                 return copy.deepcopy(cached)
-            result = {"mlops": self._tracking.health(), "datastream": self._datastream.health()}
+            result = {"mlops": self._tracking.health(), "datastream": self._datastream.health(),
+                      "executor": self._executor.health()}
             self._health_cache = (time.monotonic(), result)
             return copy.deepcopy(result)
 
