@@ -6,8 +6,7 @@ Each request on the socket carries one file descriptor: the job's end of a socke
 forked child becomes a process-group leader (so the hub can kill it with everything it started),
 runs the job over that socket and exits. Children are reaped by the kernel (SIGCHLD ignored
 here, restored in the child so that subprocesses such as CmdStan can be waited for). The server
-exits when the hub closes the socket or dies (a crashed kernel), killing the process group of
-every job still running.
+exits when the hub closes the socket.
 
 Unlike ``multiprocessing``'s fork server, a child never re-imports the hub's ``__main__``: a plain
 script without an ``if __name__ == "__main__"`` guard works.
@@ -22,6 +21,30 @@ import socket
 import sys
 import traceback
 from multiprocessing.connection import Connection
+
+
+def _kill_groups(pids: set[int]) -> None:
+    for pid in pids:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _alive_groups(pids: set[int]) -> set[int]:
+    """The children whose process group still exists (a job, or something it started, runs)."""
+    alive = set()
+    for pid in pids:
+        try:
+            os.killpg(pid, 0)
+        except (ProcessLookupError, PermissionError):
+            continue
+        alive.add(pid)
+    return alive
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _run_child(fd: int) -> None:
@@ -42,6 +65,9 @@ def _run_child(fd: int) -> None:
 
 
 def main(control_fd: int) -> None:
+    # a stop must work while the libraries load too, whatever the starting process ignored (a Dask
+    # worker's process ignores SIGTERM, and ignored signals stay ignored across exec)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     control = socket.socket(fileno=control_fd)
     # Trainings are batch work: at a lower priority (inherited by the children and their CmdStan)
     # the kernel, the widgets and the REST server stay responsive while every core is fitting.
@@ -56,18 +82,14 @@ def main(control_fd: int) -> None:
     gc.collect()
     gc.freeze()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # a stop is an exit: the jobs go too
     control.sendall(b"R")  # ready: libraries loaded
     children: set[int] = set()
     try:
         _serve(control, children)
     finally:
-        # the hub went away (closed the socket, or died: a crashed kernel): its jobs go with it,
-        # each child's whole process group (CmdStan included)
-        for pid in children:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # we are exiting already
+        _kill_groups(_alive_groups(children))  # the hub went away: so do its jobs
 
 
 def _serve(control: socket.socket, children: set[int]) -> None:
@@ -80,31 +102,22 @@ def _serve(control: socket.socket, children: set[int]) -> None:
             return  # the hub went away
         if not fds:
             continue
-        children.difference_update([pid for pid in children if not _alive(pid)])
+        children.intersection_update(_alive_groups(children))
         pid = os.fork()
         if pid == 0:
             code = 0
             try:
                 control.close()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 os.setpgrp()
                 _run_child(fds[0])
             except BaseException:
                 code = 1
             finally:
                 os._exit(code)
-        os.close(fds[0])
         children.add(pid)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
+        os.close(fds[0])
 
 
 if __name__ == "__main__":

@@ -4,16 +4,21 @@ An executor makes :class:`WorkItem` objects: ``run()`` blocks the calling thread
 function's result is back (raising :class:`~experimenthub.jobs.JobCancelled` or
 :class:`~experimenthub.jobs.JobError`), ``cancel()`` stops it at once from any thread, and
 ``report(kind, payload)`` messages from the function reach ``on_message`` meanwhile. The local
-executor runs functions in killable children of the worker server (:mod:`experimenthub.jobs`).
+executor runs functions in killable children of the worker server (:mod:`experimenthub.jobs`);
+the Dask executor (:mod:`experimenthub.dask_executor`, imported only when chosen) runs them on a
+Dask cluster. :func:`make_executor` picks one from the settings.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .jobs import Report, WorkerJob, isolation_of
 from .jobs import warm_up as warm_up_worker_server
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 
 class WorkItem(Protocol):
@@ -67,3 +72,27 @@ class LocalExecutor:
 
     def close(self) -> None:
         pass
+
+
+def make_executor(settings: Settings, dask_client: Any = None) -> Executor:
+    """The executor the settings ask for: Dask with ``executor="dask"`` or a given client (a
+    ``distributed.Client``), else local."""
+    if dask_client is None and settings.executor != "dask":
+        return LocalExecutor()
+    try:
+        from .dask_executor import DaskExecutor
+    except ImportError as exc:
+        from .errors import InvalidConfig
+
+        raise InvalidConfig(f"the Dask executor needs dask[distributed] (pip install 'experimenthub[dask]'): "
+                            f"{exc}", "executor") from exc
+
+    return DaskExecutor(dask_client, settings.dask_address, settings.home)
+
+
+def queue_capacity(settings: Settings, executor: Executor) -> int:
+    """Trainings the hub runs at once: ``max_trainings`` when it was set, else, on Dask, the
+    cluster's worker threads (each job holds one while it fits)."""
+    if executor.name == "dask" and "max_trainings" not in settings.model_fields_set:
+        return executor.slots() or settings.max_trainings
+    return settings.max_trainings

@@ -151,7 +151,7 @@ class Experiment:
                 run_id=self._run_id, exp_id=self._exp_id, started_at=self._started, ended_at=self._ended,
                 tracking=self._tracking, metrics=metrics, retrain=dict(self._retrain) if self._retrain else None,
                 queue_position=job.queue_position if job is not None else None,
-                executor=job.where if job is not None else None,
+                executor=self._job.where if self._job is not None else None,  # where it runs, or ran
             )
 
     @property

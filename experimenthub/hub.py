@@ -27,7 +27,7 @@ from .admission import JobQueue
 from .catalogue import Catalogue
 from .errors import NoData, NotReady, TrainingFailed
 from .events import Event, EventBus, Subscription
-from .executor import LocalExecutor
+from .executor import make_executor, queue_capacity
 from .health import HealthCheck
 from .persistence import Persistence
 from .predicting import Predictor
@@ -67,10 +67,11 @@ class Hub:
 
     def __init__(self, settings: Settings | None = None, *, tracking: TrackingPlugin | None = None,
                  datastream: DatastreamPlugin | None = None, warm_up: bool = True,
-                 reserved_names: Collection[str] = (), **overrides: Any) -> None:
+                 reserved_names: Collection[str] = (), dask_client: Any = None, **overrides: Any) -> None:
         """``overrides``: any setting (``home``, ``mlflow_uri``, ``rabbitmq_url``, ``max_trainings``,
         ``experiment_types``, ... and ``config_file``), winning over the environment and the YAML
-        file; or pass a whole ``settings`` object."""
+        file; or pass a whole ``settings`` object. ``dask_client``: a ``distributed.Client`` whose
+        cluster runs the trainings (the hub leaves it open on close)."""
         from .plugins.defaults import default_datastream, default_tracking
 
         if settings is None:
@@ -86,8 +87,8 @@ class Hub:
         self._store = tracking or default_tracking(settings)
         self._tracking = BoundedTracking(self._store, settings.tracking_writers)  # every write goes through it
         self._datastream = datastream or default_datastream(settings)
-        self._executor: Executor = LocalExecutor()
-        self._queue = JobQueue(settings.max_trainings)
+        self._executor: Executor = make_executor(settings, dask_client)
+        self._queue = JobQueue(queue_capacity(settings, self._executor))
         self._runner = TrainingRunner(self._tracking, self._executor, self._queue, self._publish,
                                       settings.defer_figures)
         self._trainings = Trainings(self._catalogue, self._types, self._datastream, self._runner, self._publish,
@@ -102,7 +103,8 @@ class Hub:
                                     lambda name, trigger: self.retrain(name, trigger=trigger))
         self._streams_lock = threading.Lock()
         self._streams: Streaming | None = None  # watchers, made on the first watch()
-        self._health = HealthCheck(lambda: {"mlops": self._tracking.health(), "datastream": self._datastream.health()})
+        self._health = HealthCheck(lambda: {"mlops": self._tracking.health(), "datastream": self._datastream.health(),
+                                            "executor": self._executor.health()})
         if warm_up:
             threading.Thread(target=self._warm_up, name="experimenthub-warm-up", daemon=True).start()
         _open_hubs.add(self)
@@ -394,9 +396,9 @@ class Hub:
 
     # -- plugins -----------------------------------------------------------------------------------
     def health(self, max_age: float | None = None) -> dict[str, Any]:
-        """The seed's ``/health``: ``{"mlops": {...}, "datastream": {...}}``, from the last probe of
-        the plugins; a probe older than ``max_age`` s (default 1) is refreshed in the background
-        (``max_age=0``: probe now and wait for it). See :mod:`experimenthub.health`."""
+        """The seed's ``/health``: ``{"mlops": {...}, "datastream": {...}}`` (and ``"executor"``), from
+        the last probe of the plugins; a probe older than ``max_age`` s (default 1) is refreshed in the
+        background (``max_age=0``: probe now and wait for it). See :mod:`experimenthub.health`."""
         return self._health.get(max_age)
 
     def publish(self, name: str, data: Any) -> int:

@@ -91,6 +91,9 @@ class _WorkerServer:
         return Connection(ours.detach())
 
     def stop(self) -> None:
+        starting = self._process  # a server still loading its libraries holds the lock: end it first
+        if starting is not None and starting.poll() is None:
+            starting.terminate()
         with self._lock:
             if self._control is not None:
                 self._control.close()
@@ -110,6 +113,11 @@ atexit.register(_server.stop)
 def warm_up() -> None:
     """Start the worker server and let it import its libraries (call from a background thread)."""
     _server.ensure_started()
+
+
+def stop_worker_server() -> None:
+    """Stop this process's worker server, killing the jobs it runs (a Dask worker closing)."""
+    _server.stop()
 
 
 class WorkerJob:

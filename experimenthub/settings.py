@@ -13,9 +13,11 @@ unset; lists are comma-separated; booleans take true/false, 1/0, yes/no, on/off)
     EXPERIMENTHUB_SERVER_HOST       REST API address (default 127.0.0.1)
     EXPERIMENTHUB_SERVER_PORT       REST API port (default 8010; 0 = any free port)
     EXPERIMENTHUB_FREEZE_GC         false keeps gc.freeze() out of warm-up and serve() (default true)
-    EXPERIMENTHUB_MAX_TRAININGS     trainings running at once, >= 1; the rest queue (default: CPU count)
+    EXPERIMENTHUB_MAX_TRAININGS     trainings running at once, >= 1; the rest queue (default: CPU count;
+                                    on Dask, the cluster's worker threads)
     EXPERIMENTHUB_EXECUTOR          where trainings run: local (default) or dask
-    EXPERIMENTHUB_DASK_ADDRESS      the dask scheduler's address (executor dask)
+    EXPERIMENTHUB_DASK_ADDRESS      the dask scheduler's address (executor dask; unset: a loopback
+                                    cluster of this machine's cores, started and closed with the hub)
     EXPERIMENTHUB_TRACKING_WRITERS  threads writing to MLflow, >= 1 (default: chosen automatically)
     EXPERIMENTHUB_DEFER_FIGURES     build a training's figures off its critical path (default true)
     EXPERIMENTHUB_TOKEN             the REST API's bearer token (never shown by repr or str)

@@ -36,7 +36,7 @@ class Status:
     retrain: dict[str, Any] | None  # last retrain-policy check
     watching: bool = False  # streaming mode: predicting each batch arriving on the queue
     queue_position: int | None = None  # while queued: jobs ahead of this one (0: next to start)
-    executor: str | None = None  # where the job runs: "local", or a Dask worker's address
+    executor: str | None = None  # where the latest job runs or ran: "local", or a Dask worker's address
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)

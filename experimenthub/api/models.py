@@ -75,6 +75,7 @@ class PluginHealth(BaseModel):
 class Health(BaseModel):
     mlops: PluginHealth
     datastream: PluginHealth
+    executor: PluginHealth | None = Field(None, description="where trainings run: local, or a Dask cluster")
 
 
 class ExperimentTypeRef(BaseModel):
