@@ -53,6 +53,7 @@ config = {
     "setup": {"target": "y", "ds": "ds"},
     "create_model": {"model_type": "Prophet", "params": {"seasonality_mode": "multiplicative"}},
     "forecast": {"horizon": 60},
+    "evaluate": {"horizon": 20, "folds": 3},  # a rolling-origin backtest, scored out of sample
 }
 experiment = hub.create_experiment("sales", "time_series", config, data=df)
 experiment.state
@@ -61,10 +62,20 @@ experiment.state
 status = hub.wait("sales")
 print(status.state)
 """, check=True),
+    md("""
+Metrics: in-sample (`mae`, `mape`, `coverage`, `anomaly_rate`) and out of sample from the backtest
+(`cv_*`: 3 folds of 20 business days each), beside a seasonal-naive baseline on the same folds
+(`baseline_cv_*`). `cv_rel_mae` below 1 reads "better than naive". `hub.evaluation("sales")` has the
+error of every fold and horizon step.
+"""),
     code("""
 {k: round(v, 3) for k, v in status.metrics.items()}
 """),
-    md("The forecast with its uncertainty interval; anomalies are the actuals outside the interval."),
+    md("""
+The data has weekdays only, so the forecast follows that calendar (business days; Prophet's advice
+for data with regular gaps). The anomaly band is its own setting (`anomaly.interval_width`, default
+0.99: about 1 % of normal points flagged), apart from the forecast interval drawn around the forecast.
+"""),
     code("""
 hub.plot("sales", "forecast")
 """),
@@ -75,6 +86,7 @@ hub.plot("sales", "components")
     code("""
 ahead = hub.predict("sales")
 print(len(ahead), list(ahead.columns))
+print(sorted(set(ahead["ds"].dt.day_name())))
 """, check=True),
     md("With new actuals it flags the ones the model did not expect:"),
     code("""
@@ -89,6 +101,10 @@ print(int(flags["anomaly"].sum()) >= 1)
 run_id = hub.save("sales")
 print(hub.load("sales", run_id).state)
 """, check=True),
+    md("Runs side by side, best first (`hub.compare()` for every experiment, or one name for its runs):"),
+    code("""
+hub.compare(metric="cv_mae")[["experiment", "model_type", "cv_mae", "baseline_cv_mae", "cv_rel_mae", "run_id"]]
+"""),
     code("""
 hub.plot_eda("sales", "correlation")
 """),
