@@ -25,7 +25,8 @@ def test_restore_lists_at_once_and_loads_on_first_use(tmp_path, tracking_uri, da
         first.delete("gone")
 
     with ExperimentHub(home=home, mlflow_uri=tracking_uri) as second:
-        assert sorted(second.restore()) == ["north", "south"]  # "gone" was deleted: its runs stay, skipped
+        restored = second.restore()  # (a shared server holds other tests' experiments too)
+        assert {"north", "south"} <= set(restored) and "gone" not in restored  # deleted: its runs stay, skipped
         status = second.status("south")
         assert (status.state, status.stage, status.run_id) == ("ready", "stored", latest_south)
         assert second.experiments["north"].stored and "mae" in status.metrics
@@ -34,7 +35,7 @@ def test_restore_lists_at_once_and_loads_on_first_use(tmp_path, tracking_uri, da
         assert len(second.predict("north")) == 30  # first use loads it
         assert second.status("north").stage == "loaded" and not second.experiments["north"].stored
         assert second.experiments["south"].stored
-        assert second.restore() == []  # what the hub has stays as it is
+        assert second.restore() == []  # what the hub holds stays as it is
         with pytest.raises(RunNotFound, match="gone"):
             second.restore(["gone"])
 

@@ -211,9 +211,8 @@ def test_a_worker_killed_mid_fit_never_leaves_it_training(hub, kind, hourly, req
     print(f"failed {took:.2f} s after its second worker was killed")
 
 
+@pytest.mark.parametrize("kind", ["dask"])  # a local job has no other worker to run again on
 def test_a_job_runs_again_when_its_worker_dies_and_ends_ready(hub, kind, hourly, request):
-    if kind == "local":
-        pytest.skip("the local executor does not run a job again")
     client = request.getfixturevalue("dask_client")
     before = {p.pid for p in stan_processes()}
     hub.create_experiment("survivor", "time_series", SHORT_MCMC, data=hourly.iloc[: 24 * 30])
@@ -224,9 +223,8 @@ def test_a_job_runs_again_when_its_worker_dies_and_ends_ready(hub, kind, hourly,
     assert status.state == "ready" and status.executor != first and ADDRESS.match(status.executor)
 
 
+@pytest.mark.parametrize("kind", ["dask"])  # a local job's hub is the process itself
 def test_a_job_whose_hub_went_away_ends_itself(kind, tmp_path, hourly, request):
-    if kind == "local":
-        pytest.skip("a local job's hub is the process itself")
     from distributed import Client
 
     cluster_client = request.getfixturevalue("dask_client")
