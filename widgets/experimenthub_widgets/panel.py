@@ -140,7 +140,7 @@ class Panel(w.VBox):
         self.create_params, self.create_json, self.create_button = form.params, form.json, form.button
         self.create_ds, self.create_target = form.ds, form.target
         self.create_features, self.create_label = form.features, form.label
-        self.state, self.stage, self.progress = view.state, view.stage, view.progress
+        self.state, self.stage, self.progress, self.where = view.state, view.stage, view.progress, view.where
         listing = self.experiment_list
         self.list_filter, self.list_state, self.list_counts = listing.filter, listing.state_filter, \
             listing.count_line
@@ -226,6 +226,8 @@ class Panel(w.VBox):
         if kind == "experiment_created" and self.selected is None:
             self.select(name)
         if name != self.selected:
+            if kind == "state_changed" and self.view.queued:
+                self.view.update()  # a training started or ended: the selected one moved up the queue
             return
         if kind in ("state_changed", "progress", "experiment_created", "tracking"):
             self.view.update()
