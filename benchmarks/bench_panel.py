@@ -206,7 +206,16 @@ def click_to_forecast(repeats: int) -> list[tuple[float, float]]:
                              env=dict(os.environ, EXPERIMENTHUB_HOME=home), start_new_session=True)
     results = []
     try:
-        time.sleep(3)
+        deadline = time.monotonic() + 120  # a loaded machine takes more than a few seconds to start Voila
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/api", timeout=2).status_code < 500:
+                    break
+            except requests.RequestException:
+                pass
+            if voila.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("voila did not start (exited, or no answer within 120 s)")
+            time.sleep(0.3)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=FLAGS)
             for _ in range(repeats):
@@ -217,9 +226,16 @@ def click_to_forecast(repeats: int) -> list[tuple[float, float]]:
                 time.sleep(8)  # let the new kernel's warm-up finish, as a user reading the page would
                 start = time.perf_counter()
                 page.locator(".eh-create-button").first.click()
-                page.wait_for_function(
-                    "() => [...document.querySelectorAll('.eh-figure.js-plotly-plot .legendtext')]"
-                    ".some(e => e.textContent.includes('forecast'))", timeout=240_000)
+                try:
+                    page.wait_for_function(
+                        "() => [...document.querySelectorAll('.eh-figure.js-plotly-plot .legendtext')]"
+                        ".some(e => e.textContent.includes('forecast'))", timeout=240_000)
+                except Exception:
+                    (ROOT / "test-artifacts").mkdir(exist_ok=True)
+                    page.screenshot(path=str(ROOT / "test-artifacts" / "bench-panel-failure.png"), full_page=True)
+                    print("no forecast drawn; the hub said:", requests.get(api + "/experiments", timeout=10).text,
+                          file=sys.stderr)
+                    raise
                 shown = time.perf_counter() - start
                 name = next(iter(requests.get(api + "/experiments", timeout=10).json()))
                 status = requests.get(f"{api}/{name}/status", timeout=10).json()
