@@ -333,6 +333,10 @@ class ExperimentList(w.VBox):
         """An experiment changed (kept for callers of the per-row list): redraw soon."""
         self.request()
 
+    def reconcile(self) -> None:
+        """Match the rows to ``hub.experiments`` now (kept for callers of the per-row list)."""
+        self.render()
+
     def remove(self, name: str) -> None:
         """``name`` left the hub: its row goes now; the selection moves on if it was selected."""
         with self._lock:
