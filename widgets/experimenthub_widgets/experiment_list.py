@@ -273,6 +273,7 @@ class ExperimentList(w.VBox):
         self._on_message = on_message or (lambda text: None)
         self._lock = threading.Lock()
         self._render_lock = threading.Lock()
+        self._actions_lock = threading.RLock()
         self.page = int(page)
         self._limit = self.page
         self.rows: dict[str, Row] = {}
@@ -463,17 +464,20 @@ class ExperimentList(w.VBox):
         self._sync_actions()
 
     def _sync_actions(self) -> None:
-        count = len(self.table.checked)
-        for button, verb in ((self.stop_checked, "Stop"), (self.delete_checked, "Delete")):
-            if button.description.endswith("…"):
-                continue  # its action runs; the runner restores it, then calls this again
-            description = f"{verb} selected ({count})" if count else f"{verb} selected"
-            if button is self.delete_checked and self._confirm_delete:
-                description = f"Click again to delete {count}"
-            if button.description != description:
-                button.description = description
-            if button.disabled != (count == 0):
-                button.disabled = count == 0
+        """Label and enable the bulk buttons by the checked rows (the render thread, an action's
+        thread and the kernel all call this: one at a time, so the last call's count is the one shown)."""
+        with self._actions_lock:
+            count = len(self.table.checked)
+            for button, verb in ((self.stop_checked, "Stop"), (self.delete_checked, "Delete")):
+                if button.description.endswith("…"):
+                    continue  # its action runs; the runner restores it, then calls this again
+                description = f"{verb} selected ({count})" if count else f"{verb} selected"
+                if button is self.delete_checked and self._confirm_delete:
+                    description = f"Click again to delete {count}"
+                if button.description != description:
+                    button.description = description
+                if button.disabled != (count == 0):
+                    button.disabled = count == 0
 
     # -- bulk actions (each returns at once; the hub calls run in a background thread) ---------------
     def _stop_checked(self, _: Any = None) -> None:
