@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -88,8 +89,6 @@ class Runner:
 
     def join(self, timeout: float = 5.0) -> None:
         """Wait for running actions (tests, close)."""
-        import time
-
         deadline = time.monotonic() + timeout
         while True:
             with self._lock:
@@ -143,3 +142,76 @@ class Coalescer:
                     self._on_error(exc)
                 except Exception:
                     log.debug("error handler failed", exc_info=True)
+
+
+class Throttle:
+    """Runs ``work()`` in one background thread, with a pause after each run.
+
+    ``request()`` only sets a flag (any thread, returns at once). The first request after a quiet
+    spell runs ``work`` at once; requests arriving while it runs or during the pause after it
+    collapse into one more run when the pause ends, so a burst of a thousand hub events costs a
+    handful of runs and the last state is always drawn. The pause grows with what a run costs:
+    ``cost_ratio`` times its duration, kept between ``interval`` and ``max_interval`` seconds (a
+    cheap run may come again soon; a costly one at most every ``max_interval``), so drawing never
+    takes more than about ``1 / cost_ratio`` of the time. The thread ends after a quiet pause;
+    ``close()`` ends it sooner and refuses further requests.
+    """
+
+    def __init__(self, name: str, work: Callable[[], None], on_error: Callable[[BaseException], None],
+                 interval: float = 0.1, max_interval: float = 1.0, cost_ratio: float = 25.0) -> None:
+        self._name, self._work, self._on_error = name, work, on_error
+        self.interval, self.max_interval, self.cost_ratio = float(interval), float(max_interval), float(cost_ratio)
+        self._lock = threading.Lock()
+        self._dirty = False
+        self._running = False
+        self._closing = threading.Event()
+        self.runs = 0  # how many times work ran (benchmarks count renders with it)
+        self.last_pause = 0.0
+
+    def request(self) -> None:
+        with self._lock:
+            if self._closing.is_set():
+                return
+            self._dirty = True
+            if self._running:
+                return
+            self._running = True
+        threading.Thread(target=self._loop, name=f"experimenthub-panel-{self._name}", daemon=True).start()
+
+    @property
+    def pending(self) -> bool:
+        """A run is under way, due, or in its pause (tests and benchmarks wait for it to settle)."""
+        with self._lock:
+            return self._running
+
+    def close(self) -> None:
+        with self._lock:
+            self._closing.set()
+
+    @property
+    def closed(self) -> bool:
+        return self._closing.is_set()
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                if not self._dirty or self._closing.is_set():
+                    self._running = False
+                    return
+                self._dirty = False
+            start = time.perf_counter()
+            try:
+                self.runs += 1
+                self._work()
+            except Exception as exc:
+                log.debug("%s failed", self._name, exc_info=True)
+                try:
+                    self._on_error(exc)
+                except Exception:
+                    log.debug("error handler failed", exc_info=True)
+            cost = time.perf_counter() - start
+            self.last_pause = min(self.max_interval, max(self.interval, self.cost_ratio * cost))
+            if self._closing.wait(self.last_pause):
+                with self._lock:
+                    self._running = False
+                return

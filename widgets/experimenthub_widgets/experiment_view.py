@@ -17,6 +17,7 @@ from experimenthub.errors import ExperimentNotFound
 
 from .background import Runner
 from .data_source import DataSource
+from .experiment_list import queue_label
 from .lifecycle import Quiet
 from .style import STATE_COLORS, esc, fmt_number, table
 
@@ -48,6 +49,8 @@ class ExperimentView(w.VBox):
         self.progress.add_class("eh-progress")
         self.stage = w.Label(value="")
         self.stage.add_class("eh-stage")
+        self.where = w.HTML()
+        self.where.add_class("eh-where")
         self.failure = w.HTML()
         self.failure.add_class("eh-experiment-error")
         self.details = w.HTML()
@@ -91,7 +94,8 @@ class ExperimentView(w.VBox):
         self.placeholder = w.HTML('<span class="eh-muted">Select an experiment on the left, or create one in '
                                   "the New experiment tab.</span>")
         self.body = w.VBox([
-            w.HBox([self.state, self.progress, self.stage], layout=w.Layout(align_items="center", grid_gap="8px")),
+            w.HBox([self.state, self.progress, self.stage, self.where],
+                   layout=w.Layout(align_items="center", grid_gap="8px")),
             self.failure,
             w.HBox(actions, layout=w.Layout(flex_flow="row wrap", margin="6px 0")),
             w.HBox([self.metrics, self.details], layout=w.Layout(flex_flow="row wrap", grid_gap="24px")),
@@ -142,18 +146,29 @@ class ExperimentView(w.VBox):
         self.progress.value = float(status.progress or 0.0)
         self.progress.bar_style = {"ready": "success", "failed": "danger", "stopped": "warning"}.get(status.state, "")
         self.stage.value = status.stage or ""
+        where = _where(status)
+        if self.where.value != where:
+            self.where.value = where
         self.failure.value = (f'<div class="eh-banner-error">Training failed: {esc(status.error)}</div>'
                               if status.state == "failed" and status.error else "")
         self.metrics.value = (table([(k, fmt_number(v)) for k, v in sorted(status.metrics.items())],
                                     ("metric", "value")) if status.metrics else "")
         facts = [("run", status.run_id or "–"), ("MLflow experiment", status.exp_id or "–"),
                  ("tracking", status.tracking or "–"),
+                 *([("runs on", status.executor)] if status.state in BUSY and status.executor else []),
                  ("started", _when(status.started_at)), ("ended", _when(status.ended_at))]
         if status.retrain:
             facts.append(("retrain check", f"{status.retrain.get('metric')} = {fmt_number(status.retrain.get('value'))}"
                                            f" (threshold {status.retrain.get('threshold')})"))
         self.details.value = table(facts)
         self._enable(status)
+
+    @property
+    def queued(self) -> bool:
+        """The shown experiment waits for a training slot (its place moves as others start)."""
+        status = self.status
+        return status is not None and status.state in BUSY and (status.stage == "queued"
+                                                                 or status.queue_position is not None)
 
     def _sync_watch(self) -> None:
         if self.watch_toggle is None or self.name is None:
@@ -239,6 +254,21 @@ class ExperimentView(w.VBox):
                                                              f"the queue {name!r}"))
         else:
             self._runner.run("unwatch", lambda: self._hub.unwatch(name), after=self._sync_watch)
+
+
+def _where(status: Any) -> str:
+    """While queued, the place in the queue; while training, where it runs (``local`` or a Dask
+    worker's address)."""
+    if status.state not in BUSY:
+        return ""
+    position = status.queue_position
+    if position is not None or status.stage == "queued":
+        ahead = ("" if position is None else " · starts next" if position == 0 else
+                 f" · {position} training{'' if position == 1 else 's'} ahead")
+        return f'<span class="eh-muted eh-queued">{esc(queue_label(position))}{esc(ahead)}</span>'
+    if status.executor:
+        return f'<span class="eh-muted eh-executor">running on <code>{esc(status.executor)}</code></span>'
+    return ""
 
 
 def _when(moment: Any) -> str:

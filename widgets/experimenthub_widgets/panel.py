@@ -4,10 +4,12 @@ Layout: a header (plugin health, the REST server toggle and URL), the error and 
 then the experiment list on the left and, on the right, tabs: New experiment / Overview / Figures /
 EDA / Runs of the selected experiment.
 
-Threads: hub events arrive on the hub's threads and only set traits (rows, state, progress,
-figure pickers); slow work (figures, runs, any hub action) runs in small background threads; a
-timer thread refreshes health and the server state and re-checks the list every
-``health_interval`` seconds. ``close()`` unsubscribes, stops the timer and closes the widgets.
+Threads: hub events arrive on the hub's threads and only set traits (state, progress, figure
+pickers) or mark the experiment list for a redraw, which one throttled thread does however many
+events arrive (at most ten times a second, less often the more a redraw costs); slow work
+(figures, runs, any hub action) runs in small background threads; a timer thread refreshes health
+and the server state and redraws the list (queue positions move without events of their own)
+every ``health_interval`` seconds. ``close()`` unsubscribes, stops the timer and closes the widgets.
 """
 
 from __future__ import annotations
@@ -78,9 +80,9 @@ class Panel(w.VBox):
         header.add_class("eh-header")
 
         # left: the experiments
-        self.experiment_list = ExperimentList(hub)
+        self.experiment_list = ExperimentList(hub, self.runner, self.show_message)
         left = w.VBox([w.HTML("<b>Experiments</b>"), self.experiment_list],
-                      layout=w.Layout(width="340px", min_width="280px", flex="0 0 340px", margin="0 12px 0 0"))
+                      layout=w.Layout(width="400px", min_width="300px", flex="0 0 400px", margin="0 12px 0 0"))
 
         # right: create form and the selected experiment
         self.create_form = CreateForm(hub, self.runner, self._created, self.show_error, namespace, sample, name)
@@ -113,7 +115,7 @@ class Panel(w.VBox):
 
         self.experiment_list.observe(self._selected, "selected")
         self._subscription = hub.subscribe(self._on_event)
-        self.experiment_list.reconcile()  # anything created between the first look and subscribing
+        self.experiment_list.render()  # anything created between the first look and subscribing
         first = select if select in self.experiment_list.rows else next(iter(self.experiment_list.rows), None)
         if first is not None:
             self.experiment_list.select(first)
@@ -138,7 +140,11 @@ class Panel(w.VBox):
         self.create_params, self.create_json, self.create_button = form.params, form.json, form.button
         self.create_ds, self.create_target = form.ds, form.target
         self.create_features, self.create_label = form.features, form.label
-        self.state, self.stage, self.progress = view.state, view.stage, view.progress
+        self.state, self.stage, self.progress, self.where = view.state, view.stage, view.progress, view.where
+        listing = self.experiment_list
+        self.list_filter, self.list_state, self.list_counts = listing.filter, listing.state_filter, \
+            listing.count_line
+        self.stop_selected, self.delete_selected = listing.stop_checked, listing.delete_checked
         self.train_button, self.retrain_button, self.stop_button = view.train_button, view.retrain_button, \
             view.stop_button
         self.save_button, self.delete_button = view.save_button, view.delete_button
@@ -181,7 +187,7 @@ class Panel(w.VBox):
     def _created(self, name: str) -> None:
         with self._lock:
             self._reveal.add(name)
-        self.experiment_list.update(name)
+        self.experiment_list.request()
         self.select(name)
         with self._lock:  # the "ready" event may have revealed the figures already: keep them shown
             if name in self._reveal:
@@ -189,7 +195,7 @@ class Panel(w.VBox):
         self._maybe_reveal(name)
 
     def _loaded(self, name: str, run_id: str) -> None:
-        self.experiment_list.update(name)
+        self.experiment_list.request()
         self.select(name)
         self.show_message(f"Loaded {name} from MLflow run {run_id}")
 
@@ -216,10 +222,12 @@ class Panel(w.VBox):
         if kind == "experiment_deleted":
             self.experiment_list.remove(name)
             return
-        self.experiment_list.update(name)
+        self.experiment_list.request()  # a flag: the throttled redraw reads every status anew
         if kind == "experiment_created" and self.selected is None:
             self.select(name)
         if name != self.selected:
+            if kind == "state_changed" and self.view.queued:
+                self.view.update()  # a training started or ended: the selected one moved up the queue
             return
         if kind in ("state_changed", "progress", "experiment_created", "tracking"):
             self.view.update()
@@ -237,7 +245,7 @@ class Panel(w.VBox):
     # -- the timer thread -----------------------------------------------------------------------------
     def _timer(self) -> None:
         while not self._stop.is_set():
-            steps = [*([self.server.sync] if self.server else []), self.experiment_list.reconcile,
+            steps = [*([self.server.sync] if self.server else []), self.experiment_list.request,
                      self.view.update, self.health.refresh]  # health last: it may wait on a plugin
             for step in steps:
                 if self._stop.is_set():
@@ -259,6 +267,7 @@ class Panel(w.VBox):
         self.runner.closed = True
         self._subscription.close()
         self._stop.set()
+        self.experiment_list.stop()
         for pane in (self.figures, self.eda, self.runs, self.restore):
             pane.stop()
         if self.timer is not threading.current_thread():

@@ -30,8 +30,8 @@ STYLESHEET = """
                   padding: 4px 10px; overflow-wrap: anywhere; }
 .eh-server-url a { color: #0969da; text-decoration: underline; }
 .eh-state-label { border-radius: 10px; padding: 0 8px; text-align: center; }
-.eh-experiment-list .eh-row { border-bottom: 1px solid #eaeef2; padding: 2px 0; }
-.eh-row-name { text-align: left; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.eh-list-counts { font-size: 12px; }
+.eh-list-state .widget-toggle-button { padding: 0 6px; font-size: 12px; }
 .eh-muted { color: #57606a; font-size: 12px; }
 .eh-create-json textarea { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 12px; }
 .eh-table { border-collapse: collapse; font-size: 12px; }
