@@ -8,7 +8,9 @@ list entry: nothing is forked or imported for it. ``release`` gives the slot to 
 
 from __future__ import annotations
 
+import bisect
 import collections
+import itertools
 import threading
 from collections.abc import Callable
 
@@ -16,9 +18,10 @@ from collections.abc import Callable
 class Ticket:
     """One job's place in the queue."""
 
-    def __init__(self, start: Callable[[], None], dropped: Callable[[], None]) -> None:
+    def __init__(self, start: Callable[[], None], dropped: Callable[[], None], number: int) -> None:
         self.on_start = start
         self.on_drop = dropped
+        self.number = number  # the order of arrival
         self.state = "waiting"  # waiting -> running -> released, or waiting -> dropped
 
 
@@ -29,6 +32,8 @@ class JobQueue:
         self._capacity = capacity
         self._lock = threading.Lock()
         self._waiting: collections.deque[Ticket] = collections.deque()
+        self._numbers: list[int] = []  # the waiting tickets' numbers, ascending: positions in O(log n)
+        self._counter = itertools.count()
         self._running = 0
 
     @property
@@ -38,9 +43,10 @@ class JobQueue:
 
     def submit(self, start: Callable[[], None], dropped: Callable[[], None]) -> Ticket:
         """Queue a job; it starts now if a slot is free."""
-        ticket = Ticket(start, dropped)
         with self._lock:
+            ticket = Ticket(start, dropped, next(self._counter))
             self._waiting.append(ticket)
+            self._numbers.append(ticket.number)
             ready = self._admit()
         self._start_all(ready)
         return ticket
@@ -50,10 +56,7 @@ class JobQueue:
         with self._lock:
             if ticket.state != "waiting":
                 return None
-            for index, waiting in enumerate(self._waiting):
-                if waiting is ticket:
-                    return index
-            return None
+            return bisect.bisect_left(self._numbers, ticket.number)
 
     def cancel(self, ticket: Ticket) -> bool:
         """Drop a waiting ticket (its ``dropped`` call-back runs); False when it had started already."""
@@ -61,6 +64,7 @@ class JobQueue:
             if ticket.state != "waiting":
                 return False
             self._waiting.remove(ticket)
+            del self._numbers[bisect.bisect_left(self._numbers, ticket.number)]
             ticket.state = "dropped"
         ticket.on_drop()
         return True
@@ -83,6 +87,7 @@ class JobQueue:
         ready = []
         while self._waiting and (self._capacity is None or self._running < self._capacity):
             ticket = self._waiting.popleft()
+            del self._numbers[0]
             ticket.state = "running"
             self._running += 1
             ready.append(ticket)
