@@ -66,3 +66,22 @@ def stop_process_group(process) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, 9)
         process.wait(timeout=15)
+
+
+def run_cell(client, code: str, timeout: float = 120) -> str:
+    """Execute a cell in a real kernel (a jupyter_client client); return its stdout; fail on an error."""
+    import textwrap
+
+    out: list[str] = []
+    errors: list[str] = []
+
+    def hook(message):
+        kind, content = message["msg_type"], message["content"]
+        if kind == "stream" and content["name"] == "stdout":
+            out.append(content["text"])
+        elif kind == "error":
+            errors.append("\n".join(content["traceback"]))
+
+    reply = client.execute_interactive(textwrap.dedent(code), timeout=timeout, output_hook=hook)
+    assert reply["content"]["status"] == "ok", "".join(errors)
+    return "".join(out).strip()

@@ -13,12 +13,11 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import requests
-from helpers import SEED_CONFIG, free_port, stop_process_group, wait_for
+from helpers import SEED_CONFIG, free_port, run_cell, stop_process_group, wait_for
 
 from experimenthub import ExperimentHub
 from experimenthub.api.jupyter import JupyterServer, find_server
@@ -243,25 +242,8 @@ def kernel(jupyter):
         requests.delete(f"{jupyter['url']}/api/kernels/{kernel_id}", headers=auth, timeout=60)
 
 
-def run(client, code: str, timeout: float = 120) -> str:
-    """Execute a cell; return its stdout; fail on an error."""
-    out: list[str] = []
-    errors: list[str] = []
-
-    def hook(message):
-        kind, content = message["msg_type"], message["content"]
-        if kind == "stream" and content["name"] == "stdout":
-            out.append(content["text"])
-        elif kind == "error":
-            errors.append("\n".join(content["traceback"]))
-
-    reply = client.execute_interactive(textwrap.dedent(code), timeout=timeout, output_hook=hook)
-    assert reply["content"]["status"] == "ok", "".join(errors)
-    return "".join(out).strip()
-
-
 def test_through_a_real_jupyter_server(jupyter, kernel, tmp_path, daily_records):
-    port, proxy_url = run(kernel, f"""
+    port, proxy_url = run_cell(kernel, f"""
         from experimenthub import ExperimentHub
         hub = ExperimentHub(home={str(tmp_path)!r})
         server = hub.serve(port=0)
@@ -274,7 +256,7 @@ def test_through_a_real_jupyter_server(jupyter, kernel, tmp_path, daily_records)
     records = daily_records[:150]
     client.create_experiment("via_proxy", "time_series", {**SEED_CONFIG, "data": records})
     assert client.wait_until_ready("via_proxy", timeout=300)["state"] == "ready"
-    assert run(kernel, "print(hub.experiments['via_proxy'].state)") == "ready"  # the kernel's own hub
+    assert run_cell(kernel, "print(hub.experiments['via_proxy'].state)") == "ready"  # the kernel's own hub
 
     # the docs through the proxy load the prefixed schema, which answers
     auth = {"Authorization": f"token {JUPYTER_TOKEN}"}
@@ -296,5 +278,5 @@ def test_through_a_real_jupyter_server(jupyter, kernel, tmp_path, daily_records)
             if answer.status_code == 302:
                 assert "/login" in answer.headers["Location"]
             assert "via_proxy" not in answer.text and "openapi" not in answer.text, (headers, path)
-    assert run(kernel, "print(sorted(hub.experiments))") == "['via_proxy']"
-    run(kernel, "hub.close(); print(hub.server)")
+    assert run_cell(kernel, "print(sorted(hub.experiments))") == "['via_proxy']"
+    run_cell(kernel, "hub.close(); print(hub.server)")

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
 import time
 
 import pytest
 import requests
-from helpers import SEED_CONFIG, free_port
+from helpers import SEED_CONFIG, free_port, run_cell
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
@@ -32,33 +31,16 @@ def kernel(tmp_path_factory):
     manager.shutdown_kernel(now=True)
 
 
-def run(client, code: str, timeout: float = 120) -> str:
-    """Execute a cell; return its stdout; fail on an error."""
-    out: list[str] = []
-    errors: list[str] = []
-
-    def hook(message):
-        kind, content = message["msg_type"], message["content"]
-        if kind == "stream" and content["name"] == "stdout":
-            out.append(content["text"])
-        elif kind == "error":
-            errors.append("\n".join(content["traceback"]))
-
-    reply = client.execute_interactive(textwrap.dedent(code), timeout=timeout, output_hook=hook)
-    assert reply["content"]["status"] == "ok", "".join(errors)
-    return "".join(out).strip()
-
-
 def test_kernel_and_rest_share_one_hub(kernel, tmp_path, daily_records):
     port = free_port()
-    url = run(kernel, f"""
+    url = run_cell(kernel, f"""
         from experimenthub import ExperimentHub
         hub = ExperimentHub(home={str(tmp_path)!r})
         server = hub.serve(port={port})
         print(server.url)
     """)
     assert url == f"http://127.0.0.1:{port}"
-    assert run(kernel, f"print(hub.serve(port={port}) is server)") == "True"  # re-running the cell
+    assert run_cell(kernel, f"print(hub.serve(port={port}) is server)") == "True"  # re-running the cell
 
     config = {**SEED_CONFIG, "data": daily_records}
     requests.post(f"{url}/create_experiment/rest_exp/time_series", json=config, timeout=30).raise_for_status()
@@ -66,9 +48,9 @@ def test_kernel_and_rest_share_one_hub(kernel, tmp_path, daily_records):
     while requests.get(f"{url}/rest_exp/status", timeout=10).json()["state"] != "ready":
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    assert run(kernel, "print(hub.experiments['rest_exp'].state)") == "ready"
+    assert run_cell(kernel, "print(hub.experiments['rest_exp'].state)") == "ready"
 
-    run(kernel, f"""
+    run_cell(kernel, f"""
         import pandas as pd
         frame = pd.DataFrame({daily_records!r})
         hub.create_experiment("cell_exp", "time_series", {SEED_CONFIG!r}, data=frame)
@@ -78,7 +60,7 @@ def test_kernel_and_rest_share_one_hub(kernel, tmp_path, daily_records):
 
 
 def test_kernel_executes_cells_while_trainings_run(kernel, daily_records):
-    url = run(kernel, "print(server.url)")
+    url = run_cell(kernel, "print(server.url)")
     slow = {"setup": {"target": "value"}, "create_model": {"model_type": "Prophet",
                                                            "params": {"mcmc_samples": 300}},
             "data": daily_records}
@@ -86,10 +68,10 @@ def test_kernel_executes_cells_while_trainings_run(kernel, daily_records):
         requests.post(f"{url}/create_experiment/{name}/time_series", json=slow, timeout=30).raise_for_status()
     states = []
     for i in range(20):  # trivial cells keep running while the two fits do
-        assert run(kernel, f"print({i} + 1)", timeout=10) == str(i + 1)
-        states.append(run(kernel, "print(hub.status('busy1').state)", timeout=10))
+        assert run_cell(kernel, f"print({i} + 1)", timeout=10) == str(i + 1)
+        states.append(run_cell(kernel, "print(hub.status('busy1').state)", timeout=10))
     assert "training" in states
     for name in ("busy1", "busy2"):
         assert requests.post(f"{url}/{name}/stop_training", timeout=10).json()["status"] == "success"
-    assert run(kernel, "print(hub.status('busy2').state)") == "stopped"
-    run(kernel, "hub.stop_server(); print(hub.server)")
+    assert run_cell(kernel, "print(hub.status('busy2').state)") == "stopped"
+    run_cell(kernel, "hub.stop_server(); print(hub.server)")

@@ -7,11 +7,10 @@ import json
 import os
 import signal
 import sys
-import textwrap
 
 import psutil
 import pytest
-from helpers import wait_for
+from helpers import run_cell, wait_for
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
@@ -45,22 +44,6 @@ def kernel_factory(tmp_path):
             manager.shutdown_kernel(now=True)
 
 
-def run(client, code: str, timeout: float = 300) -> str:
-    out: list[str] = []
-    errors: list[str] = []
-
-    def hook(message):
-        kind, content = message["msg_type"], message["content"]
-        if kind == "stream" and content["name"] == "stdout":
-            out.append(content["text"])
-        elif kind == "error":
-            errors.append("\n".join(content["traceback"]))
-
-    reply = client.execute_interactive(textwrap.dedent(code), timeout=timeout, output_hook=hook)
-    assert reply["content"]["status"] == "ok", "".join(errors)
-    return "".join(out).strip()
-
-
 def descendants(pid: int) -> list[psutil.Process]:
     try:
         return psutil.Process(pid).children(recursive=True)
@@ -81,7 +64,7 @@ def gone(processes: list[psutil.Process]) -> bool:
 def test_sigkilled_kernel_leaves_nothing_running_and_the_next_kernel_recovers(kernel_factory, tmp_path):
     home = tmp_path / "home"
     manager, client = kernel_factory()
-    run(client, f"""
+    run_cell(client, f"""
         from experimenthub import ExperimentHub, datasets
         hub = ExperimentHub(home={str(home)!r})
         daily = datasets.load("prophet_daily")
@@ -90,14 +73,14 @@ def test_sigkilled_kernel_leaves_nothing_running_and_the_next_kernel_recovers(ke
         hub.wait("kept", tracked=True)
         hub.create_experiment("crashing", "time_series", {json.dumps(LONG)},
                               data=datasets.load("seattle_temps_hourly_2010"))
-    """)
-    run_id = run(client, """
+    """, timeout=300)
+    run_id = run_cell(client, """
         import time
         while hub.status("crashing").stage != "fitting" or hub.status("crashing").run_id is None:
             time.sleep(0.05)
         print(hub.status("crashing").run_id)
     """, timeout=300)
-    kernel_pid = int(run(client, "import os; print(os.getpid())"))
+    kernel_pid = int(run_cell(client, "import os; print(os.getpid())"))
     wait_for(lambda: any("prophet_model.bin" in " ".join(p.cmdline()) for p in descendants(kernel_pid)), 120,
              "CmdStan to run under the kernel")
     left = descendants(kernel_pid)
@@ -107,16 +90,16 @@ def test_sigkilled_kernel_leaves_nothing_running_and_the_next_kernel_recovers(ke
     wait_for(lambda: gone(left), 30, "every process the killed kernel started to be gone")
 
     _, client2 = kernel_factory()  # a new kernel on the same store: the crash is noticed and repaired
-    restored = run(client2, f"""
+    restored = run_cell(client2, f"""
         from experimenthub import ExperimentHub
         hub = ExperimentHub(home={str(home)!r})
         print(sorted(hub.restore()))
-    """)
+    """, timeout=300)
     assert restored == "['kept']"  # the crashed training has no finished model run to bring back
     with ExperimentHub(home=str(home), warm_up=False) as observer:
         run_info = wait_for(lambda: (r := observer.tracking.get_run(run_id)).status == "FAILED" and r, 60,
                             "the orphaned run to be marked FAILED")
         assert "ended while the run was RUNNING" in run_info.tags["experimenthub.failure"]
         assert str(kernel_pid) in run_info.tags["experimenthub.failure"]
-    assert run(client2, 'print(hub.predict("kept").shape[0])') == "30"
-    assert run(client2, 'print(hub.status("kept").stage)') == "loaded"
+    assert run_cell(client2, 'print(hub.predict("kept").shape[0])') == "30"
+    assert run_cell(client2, 'print(hub.status("kept").stage)') == "loaded"
