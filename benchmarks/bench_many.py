@@ -6,7 +6,8 @@ One long table of COUNT daily series (ROWS days each) is trained as COUNT Prophe
 
 * bare ``Prophet().fit()`` + ``predict()`` in a plain loop (no tracking);
 * a ``concurrent.futures.ProcessPoolExecutor`` over the cores whose task fits, predicts and logs
-  the model with its params and metrics as an MLflow run (an embedded sqlite store);
+  the model (``mlflow.prophet.log_model``) with its params and metrics as an MLflow run (an
+  embedded sqlite store);
 * the hub on its local executor (``create_experiments(..., by=...)``, then ``wait``), with its
   figures deferred to their first request (the default) and built during training (as before);
 * the hub on a 2-worker Dask cluster (``executor="dask"``: a loopback cluster of its own).
@@ -85,23 +86,26 @@ def fit_one(frame):
     logging.getLogger("cmdstanpy").disabled = True
     model = Prophet().fit(frame)
     forecast = model.predict(model.make_future_dataframe(periods=30))
-    return float(abs(forecast["yhat"].iloc[: len(frame)] - frame["y"]).mean())
+    return model, float(abs(forecast["yhat"].iloc[: len(frame)] - frame["y"]).mean())
 
 
 def fit_and_log(args):
+    """What a careful user writes: fit, then an MLflow run with the params, the metric and the model
+    (its requirements given, so MLflow does not infer them in a subprocess), retried while sqlite is
+    locked by the other processes."""
     name, frame, uri = args
-    from mlflow.tracking import MlflowClient
+    import mlflow
+    import mlflow.prophet
 
-    mae = fit_one(frame)
-    client = MlflowClient(tracking_uri=uri)
-    for attempt in range(20):  # sqlite allows one writer: what a careful user adds by hand
+    model, mae = fit_one(frame)
+    mlflow.set_tracking_uri(uri)
+    for attempt in range(50):
         try:
-            experiment = client.get_experiment_by_name(name)
-            experiment_id = experiment.experiment_id if experiment else client.create_experiment(name)
-            run = client.create_run(experiment_id)
-            client.log_param(run.info.run_id, "model_type", "Prophet")
-            client.log_metric(run.info.run_id, "mae", mae)
-            client.set_terminated(run.info.run_id)
+            experiment = mlflow.set_experiment(name)
+            with mlflow.start_run(experiment_id=experiment.experiment_id):
+                mlflow.log_param("model_type", "Prophet")
+                mlflow.log_metric("mae", mae)
+                mlflow.prophet.log_model(model, name="model", pip_requirements=["prophet"])
             return mae
         except Exception:
             time.sleep(0.1 * (attempt + 1))

@@ -7,9 +7,12 @@ import logging
 import warnings
 
 logging.getLogger("cmdstanpy").disabled = True
+for _quiet in ("mlflow", "alembic"):
+    logging.getLogger(_quiet).setLevel(logging.WARNING)
 
 
 def _rehearse() -> None:
+    from experimenthub import records
     from experimenthub.registry import ExperimentTypeRegistry
 
     registry = ExperimentTypeRegistry()
@@ -22,6 +25,7 @@ def _rehearse() -> None:
             figures = {**experiment.eda_figures(frame), **experiment.figures(frame, evaluation, None)}
             for figure in figures.values():
                 figure.to_json()
+            records.result_files(experiment, evaluation)  # the model's MLflow flavor: imports mlflow
 
 
 try:

@@ -18,6 +18,7 @@ import functools
 import json
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, overload
@@ -259,7 +260,7 @@ class Hub:
             self._publish([Event("experiment_deleted", experiment.name)])
             if experiment.run_id is not None:
                 mark = functools.partial(self._tracking.set_experiment_tag, experiment.name, records.TAG_DELETED,
-                                         "true")
+                                         repr(time.time()))
                 self._runner.write_later(experiment, "mark the MLflow experiment deleted", mark)
 
     # -- observing and waiting ---------------------------------------------------------------------

@@ -39,8 +39,9 @@ TAG_TYPE, TAG_MODEL, TAG_KIND = "experimenthub.type", "experimenthub.model_type"
 #: what a run is for: "model" (an experiment's training; what load, restore and compare take),
 #: "sweep" (the parent of a sweep's candidates) or "candidate" (one of them)
 TAG_ROLE = "experimenthub.role"
-#: on the MLflow experiment: "true" once the hub experiment was deleted (restore skips it)
-TAG_DELETED = "experimenthub.deleted"
+#: on the MLflow experiment: when the hub experiment was deleted (seconds since the epoch); restore
+#: skips it unless a model run started after that (the name was created again)
+TAG_DELETED = "experimenthub.deleted_at"
 
 
 def role(run: RunInfo) -> str:
@@ -73,8 +74,6 @@ def start(tracking: TrackingPlugin, name: str, impl: ExperimentType, data: pd.Da
         TAG_TYPE: impl.type_name, TAG_MODEL: impl.config["create_model"]["model_type"], TAG_KIND: kind,
         TAG_ROLE: "model", **(tags or {}),
     })
-    if number == 1:  # a new hub experiment of this name: no longer the deleted one, if it was
-        tracking.set_experiment_tag(name, TAG_DELETED, "false")
     tracking.log_params(run.run_id, impl.tracking_params())
     tracking.log_files(run.run_id, {
         "config.json": json.dumps(impl.config, indent=2, default=str),
@@ -83,16 +82,30 @@ def start(tracking: TrackingPlugin, name: str, impl: ExperimentType, data: pd.Da
     return run
 
 
-def finish(tracking: TrackingPlugin, run_id: str, impl: ExperimentType, evaluation: Evaluation,
-           figures: dict[str, str], eda: dict[str, str]) -> None:
-    """Record what came out: metrics, the model in its flavor, figures; then mark FINISHED."""
-    tracking.log_metrics(run_id, evaluation.metrics)
-    tracking.log_directory(run_id, "model", impl.save_model)
-    tracking.log_files(run_id, {
+def result_files(impl: ExperimentType, evaluation: Evaluation) -> dict[str, bytes | str]:
+    """What a fit adds to its run, as files (the model in its flavor, what it learned, the
+    evaluation frames): made where the fit ran, so the hub only uploads them."""
+    files: dict[str, bytes | str] = {
         "learned.json": json.dumps(impl.learned, default=str),
         "data/evaluation.parquet": parquet_bytes(evaluation.frame),
-        **({"evaluation/backtest.parquet": parquet_bytes(evaluation.backtest)}
-           if evaluation.backtest is not None else {}),
+    }
+    if evaluation.backtest is not None:
+        files["evaluation/backtest.parquet"] = parquet_bytes(evaluation.backtest)
+    with tempfile.TemporaryDirectory(prefix="experimenthub-model-") as tmp:
+        folder = Path(tmp, "model")
+        impl.save_model(str(folder))
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                files[f"model/{path.relative_to(folder).as_posix()}"] = path.read_bytes()
+    return files
+
+
+def finish(tracking: TrackingPlugin, run_id: str, metrics: dict[str, float], files: dict[str, bytes | str],
+           figures: dict[str, str], eda: dict[str, str]) -> None:
+    """Record what came out: metrics, the model and evaluation files, figures; then mark FINISHED."""
+    tracking.log_metrics(run_id, metrics)
+    tracking.log_files(run_id, {
+        **files,
         **{f"figures/{k}.json": v for k, v in figures.items()},
         **{f"eda/{k}.json": v for k, v in eda.items()},
     })

@@ -89,12 +89,22 @@ def reap_orphans(tracking: TrackingPlugin) -> list[str]:
 
 def stored_models(tracking: TrackingPlugin) -> dict[str, RunInfo]:
     """Experiment name -> its latest finished model run, for experiments not deleted."""
-    deleted = {name for name, tags in tracking.experiments().items() if tags.get(TAG_DELETED) == "true"}
+    deleted_at = {name: _seconds(tags[TAG_DELETED]) for name, tags in tracking.experiments().items()
+                  if TAG_DELETED in tags}
     latest: dict[str, RunInfo] = {}
     for run in tracking.find_runs("attributes.status = 'FINISHED'"):  # newest first
-        if TAG_TYPE in run.tags and role(run) == "model" and run.experiment_name not in deleted:
+        if TAG_TYPE in run.tags and role(run) == "model":
             latest.setdefault(run.experiment_name, run)
-    return latest
+    # a deletion hides the runs before it; a model run started after it belongs to the name created again
+    return {name: run for name, run in latest.items()
+            if name not in deleted_at or (run.start_time or 0) > deleted_at[name]}
+
+
+def _seconds(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("inf")  # unreadable: deleted, whatever came before
 
 
 def _quoted(text: str) -> str:

@@ -281,7 +281,7 @@ class TrainingRunner:
 
     def _log_results(self, experiment: Experiment, run: RunInfo, output: Any) -> None:
         try:
-            records.finish(self._tracking, run.run_id, output.experiment, output.evaluation, output.figures,
+            records.finish(self._tracking, run.run_id, output.evaluation.metrics, output.files, output.figures,
                            output.eda)
             outcome = "logged"
         except Exception as exc:

@@ -1,7 +1,8 @@
 """The body of a training job, run inside the worker (see :mod:`experimenthub.jobs`).
 
 Everything CPU-heavy happens here, away from the kernel's thread: the fit, the evaluation on the
-training data and, unless they are deferred, the EDA and model figures (Plotly JSON). Deferred
+training data, the files of the run (the model in its MLflow flavor, the evaluation frames as
+parquet) and, unless they are deferred, the EDA and model figures (Plotly JSON). Deferred
 figures (``defer_figures`` and a type that declares its figure names) are listed by name and built
 by the hub when first asked for: with hundreds of experiments most figures are never looked at.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
+from . import records
 from .experiments.base import Evaluation, ExperimentType
 from .figures import to_json as figures_to_json
 
@@ -28,6 +30,7 @@ class TrainingOutput:
     eda: dict[str, str]
     figure_names: list[str]
     eda_names: list[str]
+    files: dict[str, bytes | str]  # for the run: the model in its flavor, learned.json, evaluation frames
 
 
 def train(experiment: ExperimentType, data: pd.DataFrame, defer_figures: bool, report: Report) -> TrainingOutput:
@@ -53,4 +56,5 @@ def train(experiment: ExperimentType, data: pd.DataFrame, defer_figures: bool, r
         figures = figures_to_json(experiment.figures(data, evaluation, None))
         figure_names = list(figures)
     progress("finishing", 0.95)
-    return TrainingOutput(experiment, evaluation, figures, eda, figure_names, eda_names)
+    files = records.result_files(experiment, evaluation)  # serialised here, in the worker, not in the hub
+    return TrainingOutput(experiment, evaluation, figures, eda, figure_names, eda_names, files)

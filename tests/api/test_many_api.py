@@ -62,7 +62,7 @@ def test_create_experiments_stop_delete_and_compare_over_rest(served, daily_reco
         n: False for n in names}
     assert requests.post(f"{url}/delete", json={"names": names}, timeout=60).status_code == 200
     assert not set(names) & set(hub.experiments)
-    wait_for(lambda: all(hub.tracking.experiments()[n].get("experimenthub.deleted") == "true" for n in names), 60,
+    wait_for(lambda: all("experimenthub.deleted_at" in hub.tracking.experiments()[n] for n in names), 60,
              "the deleted experiments to be marked in MLflow")
     assert requests.post(f"{url}/restore", json={"names": names}, timeout=60).status_code == 404
 
