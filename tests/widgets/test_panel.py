@@ -330,6 +330,36 @@ def test_close_unsubscribes_and_stops_the_timer(embedded_hub, make_panel, daily)
     assert not [t for t in threading.enumerate() if t.name == "experimenthub-panel-timer" and t is app.timer]
 
 
+def test_a_new_experiment_opens_the_figures_tab_on_its_main_figure_building_it_first(
+        embedded_hub, make_panel, daily, monkeypatch):
+    embedded_hub.create_experiment("older", "time_series", SEED_CONFIG, data=daily)
+    embedded_hub.wait("older")
+    app = make_panel(select="older")
+    wait_for(lambda: app.figures.shown == ("older", "forecast"), 30, "the older forecast")
+    app.figure_picker.value = "components"  # the user's pick, for another experiment
+    wait_for(lambda: app.figures.shown == ("older", "components"), 30, "the older components")
+
+    # the hub builds a figure when it is first asked for: hold the new one's until the note was seen
+    name, built, plot_json = app.create_name.value, threading.Event(), embedded_hub.plot_json
+
+    def held(experiment, plot):
+        if experiment == name:
+            built.wait(30)
+        return plot_json(experiment, plot)
+
+    monkeypatch.setattr(embedded_hub, "plot_json", held)
+    app.tabs.selected_index = 0
+    app.create_button.click()
+    wait_for(lambda: app.selected == name and app.tabs.selected_index == 2 and app.figure_picker.value == "forecast",
+             60, "the figures tab on the new experiment's main figure")
+    assert embedded_hub.plot_names(name)[0][0] == "forecast"
+    wait_for(lambda: "building" in app.figures.note.value, 10, "the building note")
+    assert "eh-building" in app.figures.note.value and app.error.value == ""  # a moment, not an error
+    built.set()
+    wait_for(lambda: app.figures.shown == (name, "forecast") and app.figures.note.value == "", 30, "the forecast")
+    assert len(app.figure.data) > 0 and app.figure_picker.value == "forecast" and app.error.value == ""
+
+
 # -- many experiments at once --------------------------------------------------------------------------
 
 class Quick(ExperimentType):

@@ -3,7 +3,8 @@
 A Dropdown picks the figure. The figure is fetched in a background thread (``hub.plot_json`` /
 ``hub.plot_eda_json``, the calls behind ``GET /plot/{name}``) and put into the FigureWidget inside
 ``batch_update()``; a ``figures_updated`` event (training done, predictions made) fetches it again.
-Bursts of events collapse into one fetch.
+Bursts of events collapse into one fetch. The hub builds a figure when it is first asked for, so a
+first fetch may take a moment: the note says ``building <figure>…`` meanwhile (class ``eh-building``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from experimenthub.errors import Busy, ExperimentNotFound, PlotNotFound
+from experimenthub.errors import Busy, ExperimentNotFound, NotReady, PlotNotFound
 
 from .background import Coalescer, describe_error
 from .lifecycle import Quiet
@@ -86,12 +87,30 @@ class FigurePane(w.VBox):
             return
         self.request()
 
-    def _set_options(self, names: list[str]) -> None:
+    def show_main(self) -> None:
+        """Pick the experiment's main figure, the first it lists (``forecast``, ``control_chart``), as
+        after creating it; the figure the user picked before is forgotten."""
+        name = self._name
+        if name is None:
+            return
+        try:
+            model, eda = self._hub.plot_names(name)
+        except ExperimentNotFound:
+            return
+        names = list(model if self.kind == "model" else eda)
+        if not names:
+            return
+        self._chosen = None
+        self._set_options(names, prefer=names[0])
+        self.request()
+
+    def _set_options(self, names: list[str], prefer: str | None = None) -> None:
         with self._quiet:
             current = self.picker.value
             if list(self.picker.options) != names:
                 self.picker.options = names
-            wanted = next((n for n in (self._chosen, current, *PREFERRED) if n in names), names[0] if names else None)
+            wanted = next((n for n in (prefer, self._chosen, current, *PREFERRED) if n in names),
+                          names[0] if names else None)
             if self.picker.value != wanted:
                 self.picker.value = wanted
 
@@ -117,9 +136,11 @@ class FigurePane(w.VBox):
             name, plot = self._name, self.picker.value
         if name is None or not plot:
             return
+        if self.shown != (name, plot):  # a figure not drawn here yet: the hub may build it first
+            self.note.value = f'<span class="eh-muted eh-building">building {esc(plot)}…</span>'
         try:
             text = (self._hub.plot_json if self.kind == "model" else self._hub.plot_eda_json)(name, plot)
-        except (Busy, PlotNotFound, ExperimentNotFound) as exc:
+        except (Busy, NotReady, PlotNotFound, ExperimentNotFound) as exc:
             self.note.value = f'<span class="eh-muted">{esc(describe_error(exc))}</span>'
             return
         new = plotly.io.from_json(text)

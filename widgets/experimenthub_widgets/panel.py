@@ -203,7 +203,7 @@ class Panel(w.VBox):
         self.restore.set_experiment(self.restore_name.value.strip() or None)
 
     def _maybe_reveal(self, name: str) -> None:
-        """An experiment created here shows its figures once, as soon as it is ready."""
+        """An experiment created here shows its main figure once, as soon as it is ready."""
         with self._lock:
             if name not in self._reveal or self.selected != name:
                 return
@@ -211,7 +211,10 @@ class Panel(w.VBox):
             if status is None or status.name != name or status.state not in ("ready", "failed", "stopped"):
                 return
             self._reveal.discard(name)
-            if status.state == "ready" and self.tabs.selected_index in (TAB_CREATE, TAB_OVERVIEW):
+            if status.state != "ready":
+                return
+            self.figures.show_main()  # its first figure, whatever was picked for another experiment
+            if self.tabs.selected_index in (TAB_CREATE, TAB_OVERVIEW):
                 self.tabs.selected_index = TAB_FIGURES  # under the lock: _created cannot undo it
 
     # -- hub events (the hub's threads: set traits, hand slow work on) ----------------------------------
