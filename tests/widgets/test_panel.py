@@ -360,6 +360,23 @@ def test_a_new_experiment_opens_the_figures_tab_on_its_main_figure_building_it_f
     assert len(app.figure.data) > 0 and app.figure_picker.value == "forecast" and app.error.value == ""
 
 
+def test_the_server_url_links_to_the_api_through_the_jupyter_server_too(embedded_hub, make_panel):
+    from experimenthub.api.jupyter import JupyterServer
+
+    app = make_panel(serve=True)
+    wait_for(lambda: embedded_hub.server is not None and embedded_hub.server.url in app.server_url.value, 30,
+             "the server's URL")
+    server = embedded_hub.server
+    assert "eh-server-proxy" not in app.server_url.value  # this kernel runs under no Jupyter server
+    # as if started under JupyterHub (what serve() finds from JPY_PARENT_PID and the runtime files)
+    server.jupyter = JupyterServer(url="http://10.0.0.5:8888/user/ann/", base_url="/user/ann/", pid=1)
+    wait_for(lambda: "eh-server-proxy" in app.server_url.value, 10, "the proxied link (the timer's refresh)")
+    value = app.server_url.value
+    assert f'href="{server.url}/docs"' in value and value.index(server.url) < value.index("/proxy/")
+    assert f'href="/user/ann/proxy/{server.port}/docs"' in value  # relative to the page: the public name
+    assert f">http://10.0.0.5:8888/user/ann/proxy/{server.port}/</a>" in value
+
+
 # -- many experiments at once --------------------------------------------------------------------------
 
 class Quick(ExperimentType):
