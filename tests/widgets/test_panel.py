@@ -360,6 +360,47 @@ def test_a_new_experiment_opens_the_figures_tab_on_its_main_figure_building_it_f
     assert len(app.figure.data) > 0 and app.figure_picker.value == "forecast" and app.error.value == ""
 
 
+def test_the_expected_false_alarm_rate_reads_alike_beside_either_types_setting(embedded_hub, make_panel):
+    app = make_panel()
+    form, hint = app.create_form, app.create_form.anomaly.hint
+    band = form.anomaly.width
+    assert "eh-false-alarm" in css_classes(hint) and "eh-create-anomaly-width" in css_classes(band)
+
+    def rate_of_the_json(type_name):
+        return embedded_hub.experiment_type(type_name).expected_false_alarm_rate(json.loads(app.create_json.value))
+
+    # time_series: the anomaly band (anomaly.interval_width, 0.99 by default), the rate beside it
+    assert form.anomaly.box.children == (band, hint) and band.value == 0.99
+    assert "expected false alarms ≈ 1 % of normal points" in hint.value
+    band.value = 0.95  # form -> JSON, the rate follows
+    assert json.loads(app.create_json.value)["anomaly"] == {"interval_width": 0.95}
+    assert "expected false alarms ≈ 5 % of normal points" in hint.value
+    assert form.anomaly.rate == pytest.approx(rate_of_the_json("time_series")) == pytest.approx(0.05)
+    config = json.loads(app.create_json.value)
+    config["anomaly"] = {"interval_width": 0.999}  # JSON -> form
+    app.create_json.value = json.dumps(config)
+    assert band.value == 0.999 and "≈ 0.1 % of normal points" in hint.value
+    config["anomaly"] = {"rule": "residual", "k": 3}  # whatever the rule: the type's own rate
+    app.create_json.value = json.dumps(config)
+    assert "≈ 0.27 % of normal points" in hint.value and band.value == 0.99
+    config["anomaly"] = {"interval_width": 1.5}  # refused: the type says why
+    app.create_json.value = json.dumps(config)
+    assert "unknown" in hint.value and "interval_width" in hint.value
+
+    # fault_detection: the same words, under the confidence parameter that sets its alarm limit
+    app.create_type.value = "fault_detection"
+    assert form.anomaly.box.layout.display == "none" and app.create_params.attached == ("confidence", hint)
+    assert "expected false alarms ≈ 1 % of normal points" in hint.value
+    app.create_params.widgets["confidence"].value = 0.95
+    assert "expected false alarms ≈ 5 % of normal points" in hint.value
+    assert form.anomaly.rate == pytest.approx(rate_of_the_json("fault_detection")) == pytest.approx(0.05)
+    app.create_model.value = "IsolationForest"  # contamination replaces confidence when it is set
+    app.create_params.widgets["contamination"].value = "0.02"
+    assert app.create_params.attached == ("contamination", hint) and "≈ 2 % of normal points" in hint.value
+    app.create_type.value = "time_series"
+    assert form.anomaly.box.children == (band, hint) and app.create_params.attached == (None, None)
+
+
 def test_the_server_url_links_to_the_api_through_the_jupyter_server_too(embedded_hub, make_panel):
     from experimenthub.api.jupyter import JupyterServer
 
