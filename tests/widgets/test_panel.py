@@ -418,6 +418,64 @@ def test_the_server_url_links_to_the_api_through_the_jupyter_server_too(embedded
     assert f">http://10.0.0.5:8888/user/ann/proxy/{server.port}/</a>" in value
 
 
+EVALUATED = {"setup": {"target": "y"}, "create_model": {"model_type": "Prophet", "params": {}},
+             "evaluate": {"horizon": 10, "folds": 2}}  # a backtest that takes a moment, not a minute
+
+
+def test_evaluation_tab_shows_error_by_horizon_step_beside_the_baseline_or_how_to_get_one(
+        embedded_hub, make_panel, tep):
+    from experimenthub_widgets.panel import TAB_EVALUATION
+
+    daily = datasets.load("prophet_daily")
+    embedded_hub.create_experiment("backtested", "time_series", EVALUATED, data=daily)
+    embedded_hub.create_experiment("plain", "time_series", {**EVALUATED, "evaluate": None}, data=daily)
+    labelled = tep["idv01_test"]
+    embedded_hub.create_experiment("faults", "fault_detection", {
+        "setup": {"ds": "ds", "label": "fault"}, "create_model": {"model_type": "PCA", "params": {}},
+        "evaluate": {"holdout": 0.9}}, data=labelled)
+    embedded_hub.wait(["backtested", "plain", "faults"], 90, progress=False)
+    app = make_panel(select="backtested")
+    assert "eh-eval-summary" in css_classes(app.evaluation_summary)
+    assert "eh-eval-figure" in css_classes(app.evaluation_figure)
+    assert app.evaluation.shown is None  # nothing read while the tab is hidden
+    app.tabs.selected_index = TAB_EVALUATION
+    assert app.tabs.titles[TAB_EVALUATION] == "Evaluation"
+
+    # time_series: mean absolute error by horizon step over the folds, the seasonal-naive baseline beside
+    wait_for(lambda: app.evaluation.shown == "backtested", 30, "the backtest")
+    table = embedded_hub.evaluation("backtested")
+    expected = table.assign(e=(table.y - table.yhat).abs(), b=(table.y - table.baseline).abs()).groupby("step")
+    model, baseline = app.evaluation_figure.data
+    assert list(model.x) == list(range(1, 11)) and list(baseline.x) == list(range(1, 11))
+    assert list(model.y) == pytest.approx(list(expected.e.mean()))
+    assert list(baseline.y) == pytest.approx(list(expected.b.mean()))
+    assert "Prophet" in model.name and "naive" in baseline.name
+    assert app.evaluation.figure_box.layout.display is None
+    metrics = embedded_hub.status("backtested").metrics
+    rel = metrics["cv_rel_mae"]
+    words = f"{round(abs(1 - rel) * 100)} % {'better' if rel < 1 else 'worse'} than naive"
+    assert words in app.evaluation_summary.value and "2 folds of 10 steps" in app.evaluation_summary.value
+    for key in ("cv_mae", "cv_rmse", "cv_mape"):
+        assert key in app.evaluation_table.value
+    assert f"{metrics['baseline_cv_mae']:.4g}" in app.evaluation_table.value
+
+    # no evaluate section: the hub's message says how to add one; no figure, no error
+    app.select("plain")
+    wait_for(lambda: app.evaluation.shown == "plain", 30, "the message")
+    assert "add an 'evaluate' section" in app.evaluation_summary.value
+    assert app.evaluation.figure_box.layout.display == "none" and app.error.value == ""
+
+    # fault_detection: the confusion counts on the held-out rows and the holdout metrics
+    app.select("faults")
+    wait_for(lambda: app.evaluation.shown == "faults", 30, "the confusion counts")
+    counts = embedded_hub.evaluation("faults").set_index("label")
+    value = app.evaluation_table.value
+    assert "eh-eval-confusion" in value and "no alarm" in value
+    assert f"<td>{counts.loc[1, 'no_alarm']}</td><td>{counts.loc[1, 'alarm']}</td>" in value
+    assert "holdout_f1" in value and "held-out rows" in app.evaluation_summary.value
+    assert app.evaluation.figure_box.layout.display == "none" and app.error.value == ""
+
+
 # -- many experiments at once --------------------------------------------------------------------------
 
 class Quick(ExperimentType):

@@ -34,6 +34,20 @@ def figure_widget() -> Any:
         return None
 
 
+def draw(widget: Any, new: Any) -> None:
+    """Put the Plotly figure ``new`` into the FigureWidget ``widget`` in one update (any thread); the
+    widget fills its column. Nothing happens when ``widget`` is not a FigureWidget (no anywidget)."""
+    if not hasattr(widget, "batch_update"):
+        return
+    layout = new.layout.to_plotly_json()
+    layout.pop("width", None)
+    layout.setdefault("autosize", True)
+    with widget.batch_update():
+        widget.data = ()
+        widget.add_traces(list(new.data))
+        widget.layout = layout
+
+
 class FigurePane(w.VBox):
     """``picker`` (Dropdown, ``eh-figure-picker`` / ``eh-eda-picker``), ``figure`` (FigureWidget,
     ``eh-figure`` / ``eh-eda-figure``) and ``note`` (HTML: why no figure is shown)."""
@@ -152,16 +166,7 @@ class FigurePane(w.VBox):
         self.note.value = ""
 
     def _show(self, new: Any) -> None:
-        figure = self.figure
-        if not hasattr(figure, "batch_update"):
-            return
-        layout = new.layout.to_plotly_json()
-        layout.pop("width", None)  # the widget fills its column
-        layout.setdefault("autosize", True)
-        with figure.batch_update():
-            figure.data = ()
-            figure.add_traces(list(new.data))
-            figure.layout = layout
+        draw(self.figure, new)
 
     def _failed(self, exc: BaseException) -> None:
         self.note.value = f'<span class="eh-health-detail">{esc(describe_error(exc))}</span>'

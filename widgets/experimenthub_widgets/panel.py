@@ -2,12 +2,13 @@
 
 Layout: a header (plugin health, the REST server toggle and URL), the error and message banners,
 then the experiment list on the left and, on the right, tabs: New experiment / Overview / Figures /
-EDA / Runs of the selected experiment.
+Evaluation / EDA / Runs of the selected experiment.
 
 Threads: hub events arrive on the hub's threads and only set traits (state, progress, figure
 pickers) or mark the experiment list for a redraw, which one throttled thread does however many
 events arrive (at most ten times a second, less often the more a redraw costs); slow work
-(figures, runs, any hub action) runs in small background threads; a timer thread refreshes health
+(figures, runs, evaluation, any hub action) runs in small background threads, and tabs that read
+much (Evaluation) only while they are shown; a timer thread refreshes health
 and the server state and redraws the list (queue positions move without events of their own)
 every ``health_interval`` seconds. ``close()`` unsubscribes, stops the timer and closes the widgets.
 """
@@ -22,6 +23,7 @@ import ipywidgets as w
 
 from .background import Runner
 from .create_form import CreateForm
+from .evaluation import EvaluationPane
 from .experiment_list import ExperimentList
 from .experiment_view import ExperimentView
 from .figures import FigurePane
@@ -31,7 +33,7 @@ from .runs import RunsPane
 from .server import ServerControl
 from .style import STYLESHEET, banner
 
-TAB_CREATE, TAB_OVERVIEW, TAB_FIGURES, TAB_EDA, TAB_RUNS = range(5)
+TAB_CREATE, TAB_OVERVIEW, TAB_FIGURES, TAB_EVALUATION, TAB_EDA, TAB_RUNS = range(6)
 OPTIONS = ("namespace", "server_port", "health_interval", "sample", "name", "select", "serve")
 
 
@@ -88,6 +90,7 @@ class Panel(w.VBox):
         self.create_form = CreateForm(hub, self.runner, self._created, self.show_error, namespace, sample, name)
         self.view = ExperimentView(hub, self.runner, self.show_message, namespace)
         self.figures = FigurePane(hub, "model", self.show_error)
+        self.evaluation = EvaluationPane(hub, self.show_error)
         self.eda = FigurePane(hub, "eda", self.show_error)
         self.runs = RunsPane(hub, self.runner, self._loaded)
         self.restore_name = w.Text(description="Name", placeholder="an experiment saved earlier",
@@ -100,9 +103,9 @@ class Panel(w.VBox):
         self.restore_find.on_click(lambda _: self._find_runs())
         restore_box = w.Accordion(children=[w.VBox([w.HBox([self.restore_name, self.restore_find]), self.restore])],
                                   titles=("Load a saved experiment from MLflow",))
-        self.tabs = w.Tab(children=[w.VBox([self.create_form, restore_box]), self.view, self.figures, self.eda,
-                                    self.runs],
-                          titles=("New experiment", "Overview", "Figures", "EDA", "Runs"),
+        self.tabs = w.Tab(children=[w.VBox([self.create_form, restore_box]), self.view, self.figures,
+                                    self.evaluation, self.eda, self.runs],
+                          titles=("New experiment", "Overview", "Figures", "Evaluation", "EDA", "Runs"),
                           layout=w.Layout(width="100%"))
         self.tabs.add_class("eh-tabs")
         right = w.VBox([self.view.heading, self.tabs], layout=w.Layout(flex="1 1 auto", min_width="0", width="auto"))
@@ -114,6 +117,7 @@ class Panel(w.VBox):
         self._aliases()
 
         self.experiment_list.observe(self._selected, "selected")
+        self.tabs.observe(self._tab_changed, "selected_index")
         self._subscription = hub.subscribe(self._on_event)
         self.experiment_list.render()  # anything created between the first look and subscribing
         first = select if select in self.experiment_list.rows else next(iter(self.experiment_list.rows), None)
@@ -151,6 +155,8 @@ class Panel(w.VBox):
         self.predict_button, self.predict_source = view.predict_button, view.predict_source
         self.predict_result, self.watch_toggle = view.predict_result, view.watch_toggle
         self.figure_picker, self.figure = self.figures.picker, self.figures.figure
+        self.evaluation_summary, self.evaluation_figure = self.evaluation.summary, self.evaluation.figure
+        self.evaluation_table = self.evaluation.table
         self.eda_picker, self.eda_figure = self.eda.picker, self.eda.figure
         self.runs_picker, self.load_button = self.runs.picker, self.runs.load_button
 
@@ -179,10 +185,15 @@ class Panel(w.VBox):
         name = change["new"]
         self.view.set_experiment(name)
         self.figures.set_experiment(name)
+        self.evaluation.set_experiment(name)
         self.eda.set_experiment(name)
         self.runs.set_experiment(name)
         if name is not None and self.tabs.selected_index == TAB_CREATE and change.get("old") is not None:
             self.tabs.selected_index = TAB_OVERVIEW
+
+    def _tab_changed(self, change: dict) -> None:
+        """Tabs that read much work only while shown."""
+        self.evaluation.show(change["new"] == TAB_EVALUATION)
 
     def _created(self, name: str) -> None:
         with self._lock:
@@ -236,6 +247,7 @@ class Panel(w.VBox):
             self.view.update()
         if kind == "state_changed":
             self.figures.refresh_names()
+            self.evaluation.refresh()
             self.eda.refresh_names()
             self.runs.refresh()
             self._maybe_reveal(name)
@@ -271,7 +283,7 @@ class Panel(w.VBox):
         self._subscription.close()
         self._stop.set()
         self.experiment_list.stop()
-        for pane in (self.figures, self.eda, self.runs, self.restore):
+        for pane in (self.figures, self.evaluation, self.eda, self.runs, self.restore):
             pane.stop()
         if self.timer is not threading.current_thread():
             self.timer.join(timeout)
