@@ -476,6 +476,87 @@ def test_evaluation_tab_shows_error_by_horizon_step_beside_the_baseline_or_how_t
     assert app.evaluation.figure_box.layout.display == "none" and app.error.value == ""
 
 
+def test_compare_tab_ranks_every_experiment_by_the_chosen_metric_without_blocking(
+        embedded_hub, make_panel, monkeypatch):
+    from experimenthub_widgets.panel import TAB_COMPARE, TAB_OVERVIEW
+
+    daily = datasets.load("prophet_daily")
+    stiff = {**EVALUATED, "create_model": {"model_type": "Prophet", "params": {"changepoint_prior_scale": 0.01}}}
+    embedded_hub.create_experiment("flexible", "time_series", EVALUATED, data=daily)
+    embedded_hub.create_experiment("stiff", "time_series", stiff, data=daily)
+    embedded_hub.wait(["flexible", "stiff"], 90, tracked=True, progress=False)
+    app = make_panel(select="flexible")
+    assert app.compare.frame is None and app.compare.reads == 0  # hidden: MLflow is not read
+    app.tabs.selected_index = TAB_COMPARE
+    assert app.tabs.titles[TAB_COMPARE] == "Compare"
+    for attr, css in [("compare_metric", "eh-compare-metric"), ("compare_table", "eh-compare-table"),
+                      ("compare_figure", "eh-compare-figure"), ("compare_refresh", "eh-compare-refresh")]:
+        assert css in css_classes(getattr(app, attr)), attr
+
+    def ranking(metric):
+        return list(embedded_hub.compare(metric=metric)["experiment"])
+
+    # cv_mape first (lower is better); the table and the bars in the hub's order
+    wait_for(lambda: app.compare.frame is not None and app.compare_metric.value == "cv_mape"
+             and len(app.compare_figure.data) == 1, 30, "the leaderboard")
+    assert {"cv_mape", "mae", "coverage", "cv_rel_mae"} <= set(app.compare_metric.options)
+    assert "params.changepoint_prior_scale" not in app.compare_metric.options
+    best = ranking("cv_mape")
+    assert app.compare.order_shown == best and list(app.compare_figure.data[0].x) == best
+    by_name = embedded_hub.compare().set_index("experiment")["cv_mape"]
+    assert list(app.compare_figure.data[0].y) == pytest.approx([by_name[n] for n in best])
+    table = app.compare_table.value
+    assert table.index(f'data-name="{best[0]}"') < table.index(f'data-name="{best[1]}"')
+    assert "lower is better" in app.compare.note.value
+    app.compare_metric.value = "coverage"  # higher is better: the order follows higher_is_better
+    wait_for(lambda: app.compare.order_shown == ranking("coverage") and "higher is better" in app.compare.note.value
+             and list(app.compare_figure.data[0].x) == ranking("coverage"), 10, "sorted by coverage")
+    app.compare.order.value = "worst first"
+    wait_for(lambda: app.compare.order_shown == ranking("coverage")[::-1], 10, "worst first")
+    app.compare.order.value = "best first"
+    app.compare_metric.value = "cv_mape"
+
+    # the selected experiment's model runs with their lineage: a retrain says which run it replaced
+    first_run = embedded_hub.run_id("flexible")
+    wait_for(lambda: "Model runs of flexible" in app.compare.runs.value and first_run[:8] in app.compare.runs.value,
+             30, "the lineage")
+    embedded_hub.retrain("flexible")
+    embedded_hub.wait("flexible", 60, tracked=True)
+    second_run = embedded_hub.run_id("flexible")
+    wait_for(lambda: second_run[:8] in app.compare.runs.value and "manual" in app.compare.runs.value, 30,
+             "the retrain in the lineage (a tracking event refreshes the shown tab)")
+    assert app.compare.runs.value.count(first_run[:8]) == 2  # its own row, and the one it replaced
+
+    # hidden, the tab reads nothing; shown again, it catches up once
+    app.tabs.selected_index = TAB_OVERVIEW
+    wait_for(lambda: not app.compare.busy, 10, "the reads to settle")
+    reads = app.compare.reads
+    embedded_hub.create_experiment("late", "time_series", SEED_CONFIG | {"setup": {"target": "y"}}, data=daily)
+    embedded_hub.wait("late", 60, tracked=True)
+    assert app.compare.reads == reads and "late" not in app.compare.order_shown
+    app.tabs.selected_index = TAB_COMPARE
+    wait_for(lambda: app.compare.order_shown[-1:] == ["late"], 30, "the new one, last: it has no backtest")
+    assert app.compare.reads == reads + 1 and "1 without it, last" in app.compare.note.value
+
+    # Refresh reads MLflow in the background: the tab answers meanwhile
+    reading, release, compare = threading.Event(), threading.Event(), embedded_hub.compare
+
+    def slow(*args, **kwargs):
+        if not args and not kwargs:
+            reading.set()
+            release.wait(30)
+        return compare(*args, **kwargs)
+
+    monkeypatch.setattr(embedded_hub, "compare", slow)
+    app.compare_refresh.click()  # returns at once
+    assert reading.wait(10), "the refresh did not read the leaderboard"
+    app.compare_metric.value = "mae"  # re-sorted from what was read, while MLflow is still being read
+    wait_for(lambda: "by mae" in app.compare.note.value, 10, "sorted by mae during the read")
+    release.set()
+    wait_for(lambda: not app.compare.busy, 30, "the read to end")
+    assert app.compare.order_shown == ranking("mae") and app.error.value == ""
+
+
 # -- many experiments at once --------------------------------------------------------------------------
 
 class Quick(ExperimentType):

@@ -223,11 +223,11 @@ class WhenShown:
     Tabs that read much (the leaderboard of every experiment, an experiment restored from MLflow
     and loaded on first use) cost nothing while nobody looks at them."""
 
-    def __init__(self, worker: Coalescer | Throttle) -> None:
+    def __init__(self, worker: Coalescer | Throttle, stale: bool = False) -> None:
         self._worker = worker
         self._lock = threading.Lock()
         self._shown = False
-        self._stale = False
+        self._stale = stale  # True: run when first shown, requested or not
 
     @property
     def shown(self) -> bool:

@@ -2,13 +2,13 @@
 
 Layout: a header (plugin health, the REST server toggle and URL), the error and message banners,
 then the experiment list on the left and, on the right, tabs: New experiment / Overview / Figures /
-Evaluation / EDA / Runs of the selected experiment.
+Evaluation / EDA / Runs of the selected experiment, and Compare (every experiment's latest run).
 
 Threads: hub events arrive on the hub's threads and only set traits (state, progress, figure
 pickers) or mark the experiment list for a redraw, which one throttled thread does however many
 events arrive (at most ten times a second, less often the more a redraw costs); slow work
 (figures, runs, evaluation, any hub action) runs in small background threads, and tabs that read
-much (Evaluation) only while they are shown; a timer thread refreshes health
+much (Evaluation, Compare) only while they are shown; a timer thread refreshes health
 and the server state and redraws the list (queue positions move without events of their own)
 every ``health_interval`` seconds. ``close()`` unsubscribes, stops the timer and closes the widgets.
 """
@@ -22,6 +22,7 @@ from typing import Any
 import ipywidgets as w
 
 from .background import Runner
+from .compare import ComparePane
 from .create_form import CreateForm
 from .evaluation import EvaluationPane
 from .experiment_list import ExperimentList
@@ -33,7 +34,7 @@ from .runs import RunsPane
 from .server import ServerControl
 from .style import STYLESHEET, banner
 
-TAB_CREATE, TAB_OVERVIEW, TAB_FIGURES, TAB_EVALUATION, TAB_EDA, TAB_RUNS = range(6)
+TAB_CREATE, TAB_OVERVIEW, TAB_FIGURES, TAB_EVALUATION, TAB_EDA, TAB_RUNS, TAB_COMPARE = range(7)
 OPTIONS = ("namespace", "server_port", "health_interval", "sample", "name", "select", "serve")
 
 
@@ -93,6 +94,7 @@ class Panel(w.VBox):
         self.evaluation = EvaluationPane(hub, self.show_error)
         self.eda = FigurePane(hub, "eda", self.show_error)
         self.runs = RunsPane(hub, self.runner, self._loaded)
+        self.compare = ComparePane(hub, self.show_error)
         self.restore_name = w.Text(description="Name", placeholder="an experiment saved earlier",
                                    layout=w.Layout(width="300px"))
         self.restore_name.add_class("eh-restore-name")
@@ -104,8 +106,8 @@ class Panel(w.VBox):
         restore_box = w.Accordion(children=[w.VBox([w.HBox([self.restore_name, self.restore_find]), self.restore])],
                                   titles=("Load a saved experiment from MLflow",))
         self.tabs = w.Tab(children=[w.VBox([self.create_form, restore_box]), self.view, self.figures,
-                                    self.evaluation, self.eda, self.runs],
-                          titles=("New experiment", "Overview", "Figures", "Evaluation", "EDA", "Runs"),
+                                    self.evaluation, self.eda, self.runs, self.compare],
+                          titles=("New experiment", "Overview", "Figures", "Evaluation", "EDA", "Runs", "Compare"),
                           layout=w.Layout(width="100%"))
         self.tabs.add_class("eh-tabs")
         right = w.VBox([self.view.heading, self.tabs], layout=w.Layout(flex="1 1 auto", min_width="0", width="auto"))
@@ -157,6 +159,9 @@ class Panel(w.VBox):
         self.figure_picker, self.figure = self.figures.picker, self.figures.figure
         self.evaluation_summary, self.evaluation_figure = self.evaluation.summary, self.evaluation.figure
         self.evaluation_table = self.evaluation.table
+        self.compare_metric, self.compare_table, self.compare_figure = self.compare.metric, self.compare.table, \
+            self.compare.figure
+        self.compare_refresh = self.compare.refresh_button
         self.eda_picker, self.eda_figure = self.eda.picker, self.eda.figure
         self.runs_picker, self.load_button = self.runs.picker, self.runs.load_button
 
@@ -188,12 +193,14 @@ class Panel(w.VBox):
         self.evaluation.set_experiment(name)
         self.eda.set_experiment(name)
         self.runs.set_experiment(name)
+        self.compare.set_experiment(name)
         if name is not None and self.tabs.selected_index == TAB_CREATE and change.get("old") is not None:
             self.tabs.selected_index = TAB_OVERVIEW
 
     def _tab_changed(self, change: dict) -> None:
         """Tabs that read much work only while shown."""
         self.evaluation.show(change["new"] == TAB_EVALUATION)
+        self.compare.show(change["new"] == TAB_COMPARE)
 
     def _created(self, name: str) -> None:
         with self._lock:
@@ -233,6 +240,8 @@ class Panel(w.VBox):
         if self._closed:
             return
         name, kind = event.name, event.kind
+        if kind in ("tracking", "experiment_created", "experiment_deleted"):
+            self.compare.refresh()  # throttled, and only while the Compare tab is shown
         if kind == "experiment_deleted":
             self.experiment_list.remove(name)
             return
@@ -283,7 +292,7 @@ class Panel(w.VBox):
         self._subscription.close()
         self._stop.set()
         self.experiment_list.stop()
-        for pane in (self.figures, self.evaluation, self.eda, self.runs, self.restore):
+        for pane in (self.figures, self.evaluation, self.eda, self.runs, self.restore, self.compare):
             pane.stop()
         if self.timer is not threading.current_thread():
             self.timer.join(timeout)
