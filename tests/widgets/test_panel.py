@@ -557,6 +557,62 @@ def test_compare_tab_ranks_every_experiment_by_the_chosen_metric_without_blockin
     assert app.compare.order_shown == ranking("mae") and app.error.value == ""
 
 
+def test_sweep_control_fits_a_grid_shows_its_progress_and_then_the_candidates(embedded_hub, make_panel):
+    from experimenthub_widgets.sweep import default_grid
+
+    embedded_hub.create_experiment("swept", "time_series", EVALUATED, data=datasets.load("prophet_daily"))
+    embedded_hub.wait("swept", 60)
+    app = make_panel(select="swept")
+    for attr, css in [("sweep_grid", "eh-sweep-grid"), ("sweep_metric", "eh-sweep-metric"),
+                      ("sweep_button", "eh-sweep-button"), ("sweep_status", "eh-sweep-status"),
+                      ("sweep_candidates", "eh-sweep-candidates")]:
+        assert css in css_classes(getattr(app, attr)), attr
+    # a grid for the model type to start from; the metric empty: the type's default (cv_mape)
+    assert json.loads(app.sweep_grid.value) == {"changepoint_prior_scale": [0.01, 0.1, 0.5]}
+    assert default_grid(embedded_hub.experiment_type("fault_detection"), "PCA") == {"n_components": [0.8, 0.9, 0.95]}
+    assert app.sweep_metric.value == "" and app.view.sweep.candidates_of is None  # folded: nothing read
+    app.view.sweep_box.selected_index = 0  # unfold it
+    wait_for(lambda: "not been swept" in app.sweep_candidates.value, 30, "no sweep yet")
+
+    # a grid that is not JSON, and one the hub refuses: the banner says why, nothing starts
+    app.sweep_grid.value = '{"changepoint_prior_scale": [0.01,'
+    app.sweep_button.click()
+    assert "not valid JSON" in app.error.value and embedded_hub.status("swept").state == "ready"
+    app.sweep_grid.value = '{"changepoint_prior_scale": []}'
+    app.sweep_button.click()
+    wait_for(lambda: "non-empty list" in app.error.value, 10, "the hub's refusal")
+
+    # two candidates: the Overview shows the sweep's stage and progress, the control says it in words
+    stages, words = [], []
+    app.stage.observe(lambda change: stages.append(change["new"]), "value")
+    app.sweep_status.observe(lambda change: words.append(change["new"]), "value")
+    app.sweep_grid.value = json.dumps({"changepoint_prior_scale": [0.01, 0.5]})
+    app.sweep_button.click()
+    wait_for(lambda: "Sweep done" in app.sweep_status.value, 90, "the sweep to end")
+    assert any(stage.startswith("sweep ") and stage.endswith("/2") for stage in stages), stages
+    assert any("Sweeping:" in text and "of 2 candidates done" in text for text in words), words
+    assert app.error.value == ""
+    candidates = embedded_hub.sweep_candidates("swept")
+    assert len(candidates) == 2
+    wait_for(lambda: app.view.sweep.candidates_of == "swept" and "best first" in app.sweep_candidates.value, 30,
+             "the candidates")
+    table = app.sweep_candidates.value
+    best = candidates["params.changepoint_prior_scale"].iloc[0]
+    assert table.count("<tr") == 3 and f'<tr class="eh-sweep-best"><td>{candidates.candidate.iloc[0]}</td>' \
+        f"<td>{best}</td>" in table and "cv_mape" in table
+    assert embedded_hub.status("swept").state == "ready" and app.state.value == "ready"
+
+    # Stop stops every candidate (once they run: a stop before the candidates are queued leaves the
+    # hub's sweep thread waiting, a core issue reported apart)
+    app.sweep_grid.value = json.dumps({"changepoint_prior_scale": [0.01, 0.1, 0.5], "n_changepoints": [5, 25]})
+    app.sweep_button.click()
+    wait_for(lambda: "Sweeping:" in app.sweep_status.value and "running on" in app.where.value
+             and not app.stop_button.disabled, 30, "candidates running")
+    app.stop_button.click()
+    wait_for(lambda: "Sweep stopped" in app.sweep_status.value, 30, "stopped")
+    assert embedded_hub.status("swept").state == "stopped"
+
+
 # -- many experiments at once --------------------------------------------------------------------------
 
 class Quick(ExperimentType):

@@ -89,7 +89,7 @@ class Panel(w.VBox):
 
         # right: create form and the selected experiment
         self.create_form = CreateForm(hub, self.runner, self._created, self.show_error, namespace, sample, name)
-        self.view = ExperimentView(hub, self.runner, self.show_message, namespace)
+        self.view = ExperimentView(hub, self.runner, self.show_message, namespace, on_error=self.show_error)
         self.figures = FigurePane(hub, "model", self.show_error)
         self.evaluation = EvaluationPane(hub, self.show_error)
         self.eda = FigurePane(hub, "eda", self.show_error)
@@ -154,6 +154,8 @@ class Panel(w.VBox):
         self.train_button, self.retrain_button, self.stop_button = view.train_button, view.retrain_button, \
             view.stop_button
         self.save_button, self.delete_button = view.save_button, view.delete_button
+        self.sweep_grid, self.sweep_metric, self.sweep_button = view.sweep.grid, view.sweep.metric, view.sweep.button
+        self.sweep_status, self.sweep_candidates = view.sweep.status, view.sweep.candidates
         self.predict_button, self.predict_source = view.predict_button, view.predict_source
         self.predict_result, self.watch_toggle = view.predict_result, view.watch_toggle
         self.figure_picker, self.figure = self.figures.picker, self.figures.figure
@@ -292,7 +294,7 @@ class Panel(w.VBox):
         self._subscription.close()
         self._stop.set()
         self.experiment_list.stop()
-        for pane in (self.figures, self.evaluation, self.eda, self.runs, self.restore, self.compare):
+        for pane in (self.figures, self.evaluation, self.eda, self.runs, self.restore, self.compare, self.view.sweep):
             pane.stop()
         if self.timer is not threading.current_thread():
             self.timer.join(timeout)
