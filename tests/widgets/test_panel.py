@@ -613,6 +613,31 @@ def test_sweep_control_fits_a_grid_shows_its_progress_and_then_the_candidates(em
     assert embedded_hub.status("swept").state == "stopped"
 
 
+def test_restore_from_mlflow_brings_back_the_saved_experiments_and_says_how_many(tmp_path, daily):
+    home = str(tmp_path / "home")
+    with ExperimentHub(home=home) as first:  # an earlier session: two experiments kept, one deleted
+        for name in ("north", "south", "gone"):
+            first.create_experiment(name, "time_series", SEED_CONFIG, data=daily)
+        first.wait(["north", "south", "gone"], 90, tracked=True, progress=False)
+        first.delete("gone")
+    with ExperimentHub(home=home) as second:
+        app = widgets.panel(second, namespace={}, health_interval=0, server_port=0)
+        try:
+            assert app.experiment_list.rows == {} and "eh-restore-all" in css_classes(app.restore_all)
+            app.restore_all.click()  # returns at once: hub.restore runs in the background
+            wait_for(lambda: "Restored 2 experiments from MLflow (north, south)" in app.message.value, 60,
+                     "the message")
+            wait_for(lambda: set(app.experiment_list.rows) == {"north", "south"}, 10, "their rows (hub events)")
+            other = ({"north", "south"} - {app.selected}).pop()  # (the selected one's figures load it)
+            wait_for(lambda: app.experiment_list.rows[other].stage == "stored", 10, "listed, loaded on first use")
+            assert app.restore_all.description == "Restore from MLflow" and not app.restore_all.disabled
+            app.restore_all.click()
+            wait_for(lambda: "Nothing to restore" in app.message.value, 30, "nothing more")
+            assert app.error.value == ""
+        finally:
+            app.close()
+
+
 # -- many experiments at once --------------------------------------------------------------------------
 
 class Quick(ExperimentType):

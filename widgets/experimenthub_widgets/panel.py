@@ -84,7 +84,12 @@ class Panel(w.VBox):
 
         # left: the experiments
         self.experiment_list = ExperimentList(hub, self.runner, self.show_message)
-        left = w.VBox([w.HTML("<b>Experiments</b>"), self.experiment_list],
+        self.restore_all = w.Button(description="Restore from MLflow", icon="history", layout=w.Layout(width="auto"),
+                                    tooltip="Bring back every experiment saved in MLflow that the hub does not hold "
+                                            "(hub.restore): listed at once, each loaded when first used")
+        self.restore_all.add_class("eh-restore-all")
+        self.restore_all.on_click(self._restore_all)
+        left = w.VBox([w.HTML("<b>Experiments</b>"), self.experiment_list, self.restore_all],
                       layout=w.Layout(width="400px", min_width="300px", flex="0 0 400px", margin="0 12px 0 0"))
 
         # right: create form and the selected experiment
@@ -218,6 +223,18 @@ class Panel(w.VBox):
         self.experiment_list.request()
         self.select(name)
         self.show_message(f"Loaded {name} from MLflow run {run_id}")
+
+    def _restore_all(self, _: Any = None) -> None:
+        """hub.restore() in the background; the experiments arrive as hub events, the message counts them."""
+        def done(names: list[str]) -> None:
+            if not names:
+                self.show_message("Nothing to restore: every experiment saved in MLflow is in the hub already")
+                return
+            shown = ", ".join(sorted(names)[:10]) + (" …" if len(names) > 10 else "")
+            self.show_message(f"Restored {len(names)} experiment{'' if len(names) == 1 else 's'} from MLflow "
+                              f"({shown}); each loads when first used")
+
+        self.runner.run("Restoring…", self.hub.restore, done=done, button=self.restore_all)
 
     def _find_runs(self) -> None:
         self.restore.set_experiment(self.restore_name.value.strip() or None)
