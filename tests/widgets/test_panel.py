@@ -450,7 +450,7 @@ def test_evaluation_tab_shows_error_by_horizon_step_beside_the_baseline_or_how_t
     assert list(model.y) == pytest.approx(list(expected.e.mean()))
     assert list(baseline.y) == pytest.approx(list(expected.b.mean()))
     assert "Prophet" in model.name and "naive" in baseline.name
-    assert app.evaluation.figure_box.layout.display is None
+    assert app.evaluation.figure_shown
     metrics = embedded_hub.status("backtested").metrics
     rel = metrics["cv_rel_mae"]
     words = f"{round(abs(1 - rel) * 100)} % {'better' if rel < 1 else 'worse'} than naive"
@@ -463,7 +463,7 @@ def test_evaluation_tab_shows_error_by_horizon_step_beside_the_baseline_or_how_t
     app.select("plain")
     wait_for(lambda: app.evaluation.shown == "plain", 30, "the message")
     assert "add an 'evaluate' section" in app.evaluation_summary.value
-    assert app.evaluation.figure_box.layout.display == "none" and app.error.value == ""
+    assert not app.evaluation.figure_shown and app.error.value == ""
 
     # fault_detection: the confusion counts on the held-out rows and the holdout metrics
     app.select("faults")
@@ -473,7 +473,7 @@ def test_evaluation_tab_shows_error_by_horizon_step_beside_the_baseline_or_how_t
     assert "eh-eval-confusion" in value and "no alarm" in value
     assert f"<td>{counts.loc[1, 'no_alarm']}</td><td>{counts.loc[1, 'alarm']}</td>" in value
     assert "holdout_f1" in value and "held-out rows" in app.evaluation_summary.value
-    assert app.evaluation.figure_box.layout.display == "none" and app.error.value == ""
+    assert not app.evaluation.figure_shown and app.error.value == ""
 
 
 def test_compare_tab_ranks_every_experiment_by_the_chosen_metric_without_blocking(

@@ -63,7 +63,9 @@ class EvaluationPane(w.VBox):
             self.figure = w.HTML('<span class="eh-health-detail">Interactive figures need the anywidget package '
                                  "(pip install anywidget).</span>")
         self.figure.add_class("eh-eval-figure")
-        self.figure_box = w.Box([self.figure], layout=w.Layout(width="100%", display="none"))
+        # the figure joins the page once drawn (a FigureWidget whose view was made inside a hidden box
+        # stays blank when the box is shown: its view is made anew, from the drawn figure, instead)
+        self.figure_box = w.Box([], layout=w.Layout(width="100%"))
         self.table = w.HTML()
         self.table.add_class("eh-eval-table")
         self._fetcher = Coalescer("evaluation", self._fetch, self._failed)
@@ -143,7 +145,8 @@ class EvaluationPane(w.VBox):
                    "yaxis": {"title": {"text": "mean absolute error"}},
                    "legend": {"orientation": "h", "y": -0.2}})
         draw(self.figure, figure)
-        self.figure_box.layout.display = None
+        if self.figure_box.children != (self.figure,):
+            self.figure_box.children = (self.figure,)
         metrics = status.metrics or {}
         rel = metrics.get("cv_rel_mae")
         words = (f"Out of sample ({folds} fold{'' if folds == 1 else 's'} of {steps} steps): the model's mean "
@@ -181,9 +184,14 @@ class EvaluationPane(w.VBox):
             parts.append(f"false alarms on {100 * alarms:.2g} % of normal rows")
         self.summary.value = f'<div class="eh-eval-words">Out of sample, {esc(", ".join(parts))}.</div>'
 
+    @property
+    def figure_shown(self) -> bool:
+        """The figure is on the page (a backtest by horizon step is shown)."""
+        return bool(self.figure_box.children)
+
     def _hide_figure(self) -> None:
-        if self.figure_box.layout.display != "none":
-            self.figure_box.layout.display = "none"
+        if self.figure_box.children:
+            self.figure_box.children = ()
 
     def _failed(self, exc: BaseException) -> None:
         self.summary.value = f'<span class="eh-health-detail">{esc(describe_error(exc))}</span>'

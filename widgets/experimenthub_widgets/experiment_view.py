@@ -279,10 +279,14 @@ class ExperimentView(w.VBox):
 
 def _where(status: Any) -> str:
     """While queued, the place in the queue; while training, where it runs (``local`` or a Dask
-    worker's address)."""
+    worker's address; a sweep's candidates may run in several places and some wait for a slot)."""
     if status.state not in BUSY:
         return ""
     position = status.queue_position
+    if (status.stage or "").startswith("sweep"):  # running; some of its candidates may wait for a slot
+        waiting = " · candidates wait for a slot" if position is not None else ""
+        where = f"running on <code>{esc(status.executor)}</code>" if status.executor else "running"
+        return f'<span class="eh-muted eh-executor">{where}{esc(waiting)}</span>'
     if position is not None or status.stage == "queued":
         ahead = ("" if position is None else " · starts next" if position == 0 else
                  f" · {position} training{'' if position == 1 else 's'} ahead")

@@ -167,6 +167,8 @@ class SweepControl(w.VBox):
         def started(_: Any) -> None:
             with self._lock:  # the sweep runs (state training) when hub.sweep returns: its end reads the
                 self._sweeping = name  # candidates, even if it ended before any status showed it
+            if self._name == name:
+                self.candidates.value = ""  # the last sweep's candidates would read as this one's
 
         self._runner.run("Starting…", lambda: self._hub.sweep(name, params, metric), done=started,
                          button=self.button, after=self._after)
