@@ -436,10 +436,11 @@ def test_evaluation_tab_shows_error_by_horizon_step_beside_the_baseline_or_how_t
     embedded_hub.wait(["backtested", "plain", "faults"], 90, progress=False)
     app = make_panel(select="backtested")
     assert "eh-eval-summary" in css_classes(app.evaluation_summary)
-    assert "eh-eval-figure" in css_classes(app.evaluation_figure)
-    assert app.evaluation.shown is None  # nothing read while the tab is hidden
+    assert app.evaluation.shown is None  # nothing read while the tab is hidden,
+    assert app.evaluation_figure is None and app.compare_figure is None  # no plotly.js stored in a notebook
     app.tabs.selected_index = TAB_EVALUATION
     assert app.tabs.titles[TAB_EVALUATION] == "Evaluation"
+    assert "eh-eval-figure" in css_classes(app.evaluation_figure)
 
     # time_series: mean absolute error by horizon step over the folds, the seasonal-naive baseline beside
     wait_for(lambda: app.evaluation.shown == "backtested", 30, "the backtest")

@@ -20,7 +20,7 @@ from experimenthub.comparing import higher_is_better
 from experimenthub.errors import ExperimentNotFound
 
 from .background import Coalescer, Throttle, WhenShown, describe_error
-from .figures import draw, figure_widget
+from .figures import draw, figure_or_note
 from .lifecycle import Quiet
 from .style import attr, esc, fmt_number
 
@@ -61,9 +61,10 @@ class ComparePane(w.VBox):
     """``metric`` (Dropdown, ``eh-compare-metric``), ``order`` (ToggleButtons best / worst first,
     ``eh-compare-order``), ``refresh_button`` (``eh-compare-refresh``), ``note`` (``eh-compare-note``),
     ``table`` (HTML, ``eh-compare-table``: ``tr.eh-compare-row`` with ``data-name``), ``figure``
-    (FigureWidget, ``eh-compare-figure``), ``runs`` (HTML, ``eh-compare-runs``: the selected
-    experiment's model runs and lineage). ``frame`` is the leaderboard as last read (None before),
-    ``order_shown`` the experiments in the order the table shows them."""
+    (FigureWidget, ``eh-compare-figure``, made when the tab is first shown), ``runs`` (HTML,
+    ``eh-compare-runs``: the selected experiment's model runs and lineage). ``frame`` is the
+    leaderboard as last read (None before), ``order_shown`` the experiments in the order the table
+    shows them."""
 
     def __init__(self, hub: Any, on_error: Any) -> None:
         self._hub, self._on_error = hub, on_error
@@ -87,11 +88,8 @@ class ComparePane(w.VBox):
         self.note.add_class("eh-compare-note")
         self.table = w.HTML(layout=w.Layout(width="100%", max_height="420px", overflow="auto"))
         self.table.add_class("eh-compare-table")
-        self.figure = figure_widget()
-        if self.figure is None:
-            self.figure = w.HTML('<span class="eh-health-detail">Interactive figures need the anywidget package '
-                                 "(pip install anywidget).</span>")
-        self.figure.add_class("eh-compare-figure")
+        self.figure: Any = None  # made when the tab is first shown (plotly.js travels with it)
+        self.figure_box = w.Box([], layout=w.Layout(width="100%"))
         self.runs = w.HTML()
         self.runs.add_class("eh-compare-runs")
 
@@ -106,7 +104,7 @@ class ComparePane(w.VBox):
         super().__init__([
             w.HBox([self.metric, self.order, self.refresh_button],
                    layout=w.Layout(align_items="center", flex_flow="row wrap", grid_gap="8px")),
-            self.note, self.table, self.figure, self.runs,
+            self.note, self.table, self.figure_box, self.runs,
         ], layout=w.Layout(width="100%", padding="4px"))
         self.add_class("eh-compare")
 
@@ -117,6 +115,10 @@ class ComparePane(w.VBox):
         self.lineage_updates.request()
 
     def show(self, shown: bool) -> None:
+        """The tab became visible (or hidden); the kernel's thread (widgets are made here)."""
+        if shown and self.figure is None:
+            self.figure = figure_or_note("eh-compare-figure")
+            self.figure_box.children = (self.figure,)
         self.updates.show(shown)
         self.lineage_updates.show(shown)
 
@@ -225,6 +227,8 @@ class ComparePane(w.VBox):
     def _chart(self, rows: Any, metric: str | None) -> None:
         import plotly.graph_objects as go
 
+        if self.figure is None:
+            return
         if metric is None or not len(rows):
             draw(self.figure, go.Figure(layout={"height": 80, "margin": {"t": 10, "b": 10}}))
             return

@@ -22,7 +22,7 @@ import ipywidgets as w
 from experimenthub.errors import Busy, ExperimentNotFound, NotReady
 
 from .background import Coalescer, WhenShown, describe_error
-from .figures import draw, figure_widget
+from .figures import draw, figure_or_note
 from .style import esc, fmt_number
 
 #: the cv_* metrics shown beside their baseline_cv_* counterpart, in this order
@@ -49,7 +49,7 @@ class EvaluationPane(w.VBox):
     """``summary`` (HTML, ``eh-eval-summary``: what the evaluation says in words, or why there is
     none), ``figure`` (FigureWidget, ``eh-eval-figure``: error by horizon step, model and baseline),
     ``table`` (HTML, ``eh-eval-table``: metrics, or the confusion counts). ``shown`` is the
-    experiment whose evaluation the widgets show."""
+    experiment whose evaluation the widgets show. The figure is made when the tab is first shown."""
 
     def __init__(self, hub: Any, on_error: Any) -> None:
         self._hub, self._on_error = hub, on_error
@@ -58,11 +58,7 @@ class EvaluationPane(w.VBox):
         self.shown: str | None = None
         self.summary = w.HTML()
         self.summary.add_class("eh-eval-summary")
-        self.figure = figure_widget()
-        if self.figure is None:
-            self.figure = w.HTML('<span class="eh-health-detail">Interactive figures need the anywidget package '
-                                 "(pip install anywidget).</span>")
-        self.figure.add_class("eh-eval-figure")
+        self.figure: Any = None  # made when the tab is first shown (plotly.js travels with it)
         # the figure joins the page once drawn (a FigureWidget whose view was made inside a hidden box
         # stays blank when the box is shown: its view is made anew, from the drawn figure, instead)
         self.figure_box = w.Box([], layout=w.Layout(width="100%"))
@@ -90,7 +86,9 @@ class EvaluationPane(w.VBox):
             self.updates.request()
 
     def show(self, shown: bool) -> None:
-        """The tab became visible (or hidden)."""
+        """The tab became visible (or hidden); the kernel's thread (widgets are made here)."""
+        if shown and self.figure is None:
+            self.figure = figure_or_note("eh-eval-figure")
         self.updates.show(shown)
 
     @property
@@ -144,6 +142,8 @@ class EvaluationPane(w.VBox):
                    "xaxis": {"title": {"text": "horizon step (rows ahead)"}, "dtick": 1 if steps <= 30 else None},
                    "yaxis": {"title": {"text": "mean absolute error"}},
                    "legend": {"orientation": "h", "y": -0.2}})
+        if self.figure is None:  # never shown (a direct call): nothing to draw into
+            return
         draw(self.figure, figure)
         if self.figure_box.children != (self.figure,):
             self.figure_box.children = (self.figure,)

@@ -34,6 +34,19 @@ def figure_widget() -> Any:
         return None
 
 
+def figure_or_note(css: str) -> Any:
+    """A FigureWidget with class ``css``, or an HTML note saying what is missing (no anywidget).
+
+    Each FigureWidget carries plotly.js (about 5 MB) in its state, which a notebook run by nbclient
+    stores in its metadata: panes whose figure waits for a tab to be shown make it then."""
+    widget = figure_widget()
+    if widget is None:
+        widget = w.HTML('<span class="eh-health-detail">Interactive figures need the anywidget package '
+                        "(pip install anywidget).</span>")
+    widget.add_class(css)
+    return widget
+
+
 def draw(widget: Any, new: Any) -> None:
     """Put the Plotly figure ``new`` into the FigureWidget ``widget`` in one update (any thread); the
     widget fills its column. Nothing happens when ``widget`` is not a FigureWidget (no anywidget)."""

@@ -164,13 +164,21 @@ class Panel(w.VBox):
         self.predict_button, self.predict_source = view.predict_button, view.predict_source
         self.predict_result, self.watch_toggle = view.predict_result, view.watch_toggle
         self.figure_picker, self.figure = self.figures.picker, self.figures.figure
-        self.evaluation_summary, self.evaluation_figure = self.evaluation.summary, self.evaluation.figure
-        self.evaluation_table = self.evaluation.table
-        self.compare_metric, self.compare_table, self.compare_figure = self.compare.metric, self.compare.table, \
-            self.compare.figure
+        self.evaluation_summary, self.evaluation_table = self.evaluation.summary, self.evaluation.table
+        self.compare_metric, self.compare_table = self.compare.metric, self.compare.table
         self.compare_refresh = self.compare.refresh_button
         self.eda_picker, self.eda_figure = self.eda.picker, self.eda.figure
         self.runs_picker, self.load_button = self.runs.picker, self.runs.load_button
+
+    @property
+    def evaluation_figure(self) -> Any:
+        """The Evaluation tab's FigureWidget (None until the tab is first shown)."""
+        return self.evaluation.figure
+
+    @property
+    def compare_figure(self) -> Any:
+        """The Compare tab's FigureWidget (None until the tab is first shown)."""
+        return self.compare.figure
 
     # -- banners (any thread) -------------------------------------------------------------------------
     def show_error(self, text: str) -> None:
