@@ -324,6 +324,9 @@ class Panel(w.VBox):
         if self.timer is not threading.current_thread():
             self.timer.join(timeout)
         close_tree(self)
+        anomaly = self.create_form.anomaly  # widgets that may be off the page right now
+        for widget in (anomaly.width, anomaly.hint, self.evaluation.figure, self.compare.figure):
+            close_tree(widget)
 
     @property
     def closed(self) -> bool:
