@@ -330,6 +330,315 @@ def test_close_unsubscribes_and_stops_the_timer(embedded_hub, make_panel, daily)
     assert not [t for t in threading.enumerate() if t.name == "experimenthub-panel-timer" and t is app.timer]
 
 
+def test_a_new_experiment_opens_the_figures_tab_on_its_main_figure_building_it_first(
+        embedded_hub, make_panel, daily, monkeypatch):
+    embedded_hub.create_experiment("older", "time_series", SEED_CONFIG, data=daily)
+    embedded_hub.wait("older")
+    app = make_panel(select="older")
+    wait_for(lambda: app.figures.shown == ("older", "forecast"), 30, "the older forecast")
+    app.figure_picker.value = "components"  # the user's pick, for another experiment
+    wait_for(lambda: app.figures.shown == ("older", "components"), 30, "the older components")
+
+    # the hub builds a figure when it is first asked for: hold the new one's until the note was seen
+    name, built, plot_json = app.create_name.value, threading.Event(), embedded_hub.plot_json
+
+    def held(experiment, plot):
+        if experiment == name:
+            built.wait(30)
+        return plot_json(experiment, plot)
+
+    monkeypatch.setattr(embedded_hub, "plot_json", held)
+    app.tabs.selected_index = 0
+    app.create_button.click()
+    wait_for(lambda: app.selected == name and app.tabs.selected_index == 2 and app.figure_picker.value == "forecast",
+             60, "the figures tab on the new experiment's main figure")
+    assert embedded_hub.plot_names(name)[0][0] == "forecast"
+    wait_for(lambda: "building" in app.figures.note.value, 10, "the building note")
+    assert "eh-building" in app.figures.note.value and app.error.value == ""  # a moment, not an error
+    built.set()
+    wait_for(lambda: app.figures.shown == (name, "forecast") and app.figures.note.value == "", 30, "the forecast")
+    assert len(app.figure.data) > 0 and app.figure_picker.value == "forecast" and app.error.value == ""
+
+
+def test_the_expected_false_alarm_rate_reads_alike_beside_either_types_setting(embedded_hub, make_panel):
+    app = make_panel()
+    form, hint = app.create_form, app.create_form.anomaly.hint
+    band = form.anomaly.width
+    assert "eh-false-alarm" in css_classes(hint) and "eh-create-anomaly-width" in css_classes(band)
+
+    def rate_of_the_json(type_name):
+        return embedded_hub.experiment_type(type_name).expected_false_alarm_rate(json.loads(app.create_json.value))
+
+    # time_series: the anomaly band (anomaly.interval_width, 0.99 by default), the rate beside it
+    assert form.anomaly.box.children == (band, hint) and band.value == 0.99
+    assert "expected false alarms ≈ 1 % of normal points" in hint.value
+    band.value = 0.95  # form -> JSON, the rate follows
+    assert json.loads(app.create_json.value)["anomaly"] == {"interval_width": 0.95}
+    assert "expected false alarms ≈ 5 % of normal points" in hint.value
+    assert form.anomaly.rate == pytest.approx(rate_of_the_json("time_series")) == pytest.approx(0.05)
+    config = json.loads(app.create_json.value)
+    config["anomaly"] = {"interval_width": 0.999}  # JSON -> form
+    app.create_json.value = json.dumps(config)
+    assert band.value == 0.999 and "≈ 0.1 % of normal points" in hint.value
+    config["anomaly"] = {"rule": "residual", "k": 3}  # whatever the rule: the type's own rate
+    app.create_json.value = json.dumps(config)
+    assert "≈ 0.27 % of normal points" in hint.value and band.value == 0.99
+    config["anomaly"] = {"interval_width": 1.5}  # refused: the type says why
+    app.create_json.value = json.dumps(config)
+    assert "unknown" in hint.value and "interval_width" in hint.value
+
+    # fault_detection: the same words, under the confidence parameter that sets its alarm limit
+    app.create_type.value = "fault_detection"
+    assert form.anomaly.box.layout.display == "none" and app.create_params.attached == ("confidence", hint)
+    assert "expected false alarms ≈ 1 % of normal points" in hint.value
+    app.create_params.widgets["confidence"].value = 0.95
+    assert "expected false alarms ≈ 5 % of normal points" in hint.value
+    assert form.anomaly.rate == pytest.approx(rate_of_the_json("fault_detection")) == pytest.approx(0.05)
+    app.create_model.value = "IsolationForest"  # contamination replaces confidence when it is set
+    app.create_params.widgets["contamination"].value = "0.02"
+    assert app.create_params.attached == ("contamination", hint) and "≈ 2 % of normal points" in hint.value
+    app.create_type.value = "time_series"
+    assert form.anomaly.box.children == (band, hint) and app.create_params.attached == (None, None)
+
+
+def test_the_server_url_links_to_the_api_through_the_jupyter_server_too(embedded_hub, make_panel):
+    from experimenthub.api.jupyter import JupyterServer
+
+    app = make_panel(serve=True)
+    wait_for(lambda: embedded_hub.server is not None and embedded_hub.server.url in app.server_url.value, 30,
+             "the server's URL")
+    server = embedded_hub.server
+    assert "eh-server-proxy" not in app.server_url.value  # this kernel runs under no Jupyter server
+    # as if started under JupyterHub (what serve() finds from JPY_PARENT_PID and the runtime files)
+    server.jupyter = JupyterServer(url="http://10.0.0.5:8888/user/ann/", base_url="/user/ann/", pid=1)
+    wait_for(lambda: "eh-server-proxy" in app.server_url.value, 10, "the proxied link (the timer's refresh)")
+    value = app.server_url.value
+    assert f'href="{server.url}/docs"' in value and value.index(server.url) < value.index("/proxy/")
+    assert f'href="/user/ann/proxy/{server.port}/docs"' in value  # relative to the page: the public name
+    assert f">http://10.0.0.5:8888/user/ann/proxy/{server.port}/</a>" in value
+
+
+EVALUATED = {"setup": {"target": "y"}, "create_model": {"model_type": "Prophet", "params": {}},
+             "evaluate": {"horizon": 10, "folds": 2}}  # a backtest that takes a moment, not a minute
+
+
+def test_evaluation_tab_shows_error_by_horizon_step_beside_the_baseline_or_how_to_get_one(
+        embedded_hub, make_panel, tep):
+    from experimenthub_widgets.panel import TAB_EVALUATION
+
+    daily = datasets.load("prophet_daily")
+    embedded_hub.create_experiment("backtested", "time_series", EVALUATED, data=daily)
+    embedded_hub.create_experiment("plain", "time_series", {**EVALUATED, "evaluate": None}, data=daily)
+    labelled = tep["idv01_test"]
+    embedded_hub.create_experiment("faults", "fault_detection", {
+        "setup": {"ds": "ds", "label": "fault"}, "create_model": {"model_type": "PCA", "params": {}},
+        "evaluate": {"holdout": 0.9}}, data=labelled)
+    embedded_hub.wait(["backtested", "plain", "faults"], 90, progress=False)
+    app = make_panel(select="backtested")
+    assert "eh-eval-summary" in css_classes(app.evaluation_summary)
+    assert app.evaluation.shown is None  # nothing read while the tab is hidden,
+    assert app.evaluation_figure is None and app.compare_figure is None  # no plotly.js stored in a notebook
+    app.tabs.selected_index = TAB_EVALUATION
+    assert app.tabs.titles[TAB_EVALUATION] == "Evaluation"
+    assert "eh-eval-figure" in css_classes(app.evaluation_figure)
+
+    # time_series: mean absolute error by horizon step over the folds, the seasonal-naive baseline beside
+    wait_for(lambda: app.evaluation.shown == "backtested", 30, "the backtest")
+    table = embedded_hub.evaluation("backtested")
+    expected = table.assign(e=(table.y - table.yhat).abs(), b=(table.y - table.baseline).abs()).groupby("step")
+    model, baseline = app.evaluation_figure.data
+    assert list(model.x) == list(range(1, 11)) and list(baseline.x) == list(range(1, 11))
+    assert list(model.y) == pytest.approx(list(expected.e.mean()))
+    assert list(baseline.y) == pytest.approx(list(expected.b.mean()))
+    assert "Prophet" in model.name and "naive" in baseline.name
+    assert app.evaluation.figure_shown
+    metrics = embedded_hub.status("backtested").metrics
+    rel = metrics["cv_rel_mae"]
+    words = f"{round(abs(1 - rel) * 100)} % {'better' if rel < 1 else 'worse'} than naive"
+    assert words in app.evaluation_summary.value and "2 folds of 10 steps" in app.evaluation_summary.value
+    for key in ("cv_mae", "cv_rmse", "cv_mape"):
+        assert key in app.evaluation_table.value
+    assert f"{metrics['baseline_cv_mae']:.4g}" in app.evaluation_table.value
+
+    # no evaluate section: the hub's message says how to add one; no figure, no error
+    app.select("plain")
+    wait_for(lambda: app.evaluation.shown == "plain", 30, "the message")
+    assert "add an 'evaluate' section" in app.evaluation_summary.value
+    assert not app.evaluation.figure_shown and app.error.value == ""
+
+    # fault_detection: the confusion counts on the held-out rows and the holdout metrics
+    app.select("faults")
+    wait_for(lambda: app.evaluation.shown == "faults", 30, "the confusion counts")
+    counts = embedded_hub.evaluation("faults").set_index("label")
+    value = app.evaluation_table.value
+    assert "eh-eval-confusion" in value and "no alarm" in value
+    assert f"<td>{counts.loc[1, 'no_alarm']}</td><td>{counts.loc[1, 'alarm']}</td>" in value
+    assert "holdout_f1" in value and "held-out rows" in app.evaluation_summary.value
+    assert not app.evaluation.figure_shown and app.error.value == ""
+
+
+def test_compare_tab_ranks_every_experiment_by_the_chosen_metric_without_blocking(
+        embedded_hub, make_panel, monkeypatch):
+    from experimenthub_widgets.panel import TAB_COMPARE, TAB_OVERVIEW
+
+    daily = datasets.load("prophet_daily")
+    stiff = {**EVALUATED, "create_model": {"model_type": "Prophet", "params": {"changepoint_prior_scale": 0.01}}}
+    embedded_hub.create_experiment("flexible", "time_series", EVALUATED, data=daily)
+    embedded_hub.create_experiment("stiff", "time_series", stiff, data=daily)
+    embedded_hub.wait(["flexible", "stiff"], 90, tracked=True, progress=False)
+    app = make_panel(select="flexible")
+    assert app.compare.frame is None and app.compare.reads == 0  # hidden: MLflow is not read
+    app.tabs.selected_index = TAB_COMPARE
+    assert app.tabs.titles[TAB_COMPARE] == "Compare"
+    for attr, css in [("compare_metric", "eh-compare-metric"), ("compare_table", "eh-compare-table"),
+                      ("compare_figure", "eh-compare-figure"), ("compare_refresh", "eh-compare-refresh")]:
+        assert css in css_classes(getattr(app, attr)), attr
+
+    def ranking(metric):
+        return list(embedded_hub.compare(metric=metric)["experiment"])
+
+    # cv_mape first (lower is better); the table and the bars in the hub's order
+    wait_for(lambda: app.compare.frame is not None and app.compare_metric.value == "cv_mape"
+             and len(app.compare_figure.data) == 1, 30, "the leaderboard")
+    assert {"cv_mape", "mae", "coverage", "cv_rel_mae"} <= set(app.compare_metric.options)
+    assert "params.changepoint_prior_scale" not in app.compare_metric.options
+    best = ranking("cv_mape")
+    assert app.compare.order_shown == best and list(app.compare_figure.data[0].x) == best
+    by_name = embedded_hub.compare().set_index("experiment")["cv_mape"]
+    assert list(app.compare_figure.data[0].y) == pytest.approx([by_name[n] for n in best])
+    table = app.compare_table.value
+    assert table.index(f'data-name="{best[0]}"') < table.index(f'data-name="{best[1]}"')
+    assert "lower is better" in app.compare.note.value
+    app.compare_metric.value = "coverage"  # higher is better: the order follows higher_is_better
+    wait_for(lambda: app.compare.order_shown == ranking("coverage") and "higher is better" in app.compare.note.value
+             and list(app.compare_figure.data[0].x) == ranking("coverage"), 10, "sorted by coverage")
+    app.compare.order.value = "worst first"
+    wait_for(lambda: app.compare.order_shown == ranking("coverage")[::-1], 10, "worst first")
+    app.compare.order.value = "best first"
+    app.compare_metric.value = "cv_mape"
+
+    # the selected experiment's model runs with their lineage: a retrain says which run it replaced
+    first_run = embedded_hub.run_id("flexible")
+    wait_for(lambda: "Model runs of flexible" in app.compare.runs.value and first_run[:8] in app.compare.runs.value,
+             30, "the lineage")
+    embedded_hub.retrain("flexible")
+    embedded_hub.wait("flexible", 60, tracked=True)
+    second_run = embedded_hub.run_id("flexible")
+    wait_for(lambda: second_run[:8] in app.compare.runs.value and "manual" in app.compare.runs.value, 30,
+             "the retrain in the lineage (a tracking event refreshes the shown tab)")
+    assert app.compare.runs.value.count(first_run[:8]) == 2  # its own row, and the one it replaced
+
+    # hidden, the tab reads nothing; shown again, it catches up once
+    app.tabs.selected_index = TAB_OVERVIEW
+    wait_for(lambda: not app.compare.busy, 10, "the reads to settle")
+    reads = app.compare.reads
+    embedded_hub.create_experiment("late", "time_series", SEED_CONFIG | {"setup": {"target": "y"}}, data=daily)
+    embedded_hub.wait("late", 60, tracked=True)
+    assert app.compare.reads == reads and "late" not in app.compare.order_shown
+    app.tabs.selected_index = TAB_COMPARE
+    wait_for(lambda: app.compare.order_shown[-1:] == ["late"], 30, "the new one, last: it has no backtest")
+    assert app.compare.reads == reads + 1 and "1 without it, last" in app.compare.note.value
+
+    # Refresh reads MLflow in the background: the tab answers meanwhile
+    reading, release, compare = threading.Event(), threading.Event(), embedded_hub.compare
+
+    def slow(*args, **kwargs):
+        if not args and not kwargs:
+            reading.set()
+            release.wait(30)
+        return compare(*args, **kwargs)
+
+    monkeypatch.setattr(embedded_hub, "compare", slow)
+    app.compare_refresh.click()  # returns at once
+    assert reading.wait(10), "the refresh did not read the leaderboard"
+    app.compare_metric.value = "mae"  # re-sorted from what was read, while MLflow is still being read
+    wait_for(lambda: "by mae" in app.compare.note.value, 10, "sorted by mae during the read")
+    release.set()
+    wait_for(lambda: not app.compare.busy, 30, "the read to end")
+    assert app.compare.order_shown == ranking("mae") and app.error.value == ""
+
+
+def test_sweep_control_fits_a_grid_shows_its_progress_and_then_the_candidates(embedded_hub, make_panel):
+    from experimenthub_widgets.sweep import default_grid
+
+    embedded_hub.create_experiment("swept", "time_series", EVALUATED, data=datasets.load("prophet_daily"))
+    embedded_hub.wait("swept", 60)
+    app = make_panel(select="swept")
+    for attr, css in [("sweep_grid", "eh-sweep-grid"), ("sweep_metric", "eh-sweep-metric"),
+                      ("sweep_button", "eh-sweep-button"), ("sweep_status", "eh-sweep-status"),
+                      ("sweep_candidates", "eh-sweep-candidates")]:
+        assert css in css_classes(getattr(app, attr)), attr
+    # a grid for the model type to start from; the metric empty: the type's default (cv_mape)
+    assert json.loads(app.sweep_grid.value) == {"changepoint_prior_scale": [0.01, 0.1, 0.5]}
+    assert default_grid(embedded_hub.experiment_type("fault_detection"), "PCA") == {"n_components": [0.8, 0.9, 0.95]}
+    assert app.sweep_metric.value == "" and app.view.sweep.candidates_of is None  # folded: nothing read
+    app.view.sweep_box.selected_index = 0  # unfold it
+    wait_for(lambda: "not been swept" in app.sweep_candidates.value, 30, "no sweep yet")
+
+    # a grid that is not JSON, and one the hub refuses: the banner says why, nothing starts
+    app.sweep_grid.value = '{"changepoint_prior_scale": [0.01,'
+    app.sweep_button.click()
+    assert "not valid JSON" in app.error.value and embedded_hub.status("swept").state == "ready"
+    app.sweep_grid.value = '{"changepoint_prior_scale": []}'
+    app.sweep_button.click()
+    wait_for(lambda: "non-empty list" in app.error.value, 10, "the hub's refusal")
+
+    # two candidates: the Overview shows the sweep's stage and progress, the control says it in words
+    stages, words = [], []
+    app.stage.observe(lambda change: stages.append(change["new"]), "value")
+    app.sweep_status.observe(lambda change: words.append(change["new"]), "value")
+    app.sweep_grid.value = json.dumps({"changepoint_prior_scale": [0.01, 0.5]})
+    app.sweep_button.click()
+    wait_for(lambda: "Sweep done" in app.sweep_status.value, 90, "the sweep to end")
+    assert any(stage.startswith("sweep ") and stage.endswith("/2") for stage in stages), stages
+    assert any("Sweeping:" in text and "of 2 candidates done" in text for text in words), words
+    assert app.error.value == ""
+    candidates = embedded_hub.sweep_candidates("swept")
+    assert len(candidates) == 2
+    wait_for(lambda: app.view.sweep.candidates_of == "swept" and "best first" in app.sweep_candidates.value, 30,
+             "the candidates")
+    table = app.sweep_candidates.value
+    best = candidates["params.changepoint_prior_scale"].iloc[0]
+    assert table.count("<tr") == 3 and f'<tr class="eh-sweep-best"><td>{candidates.candidate.iloc[0]}</td>' \
+        f"<td>{best}</td>" in table and "cv_mape" in table
+    assert embedded_hub.status("swept").state == "ready" and app.state.value == "ready"
+
+    # Stop stops every candidate (once they run: a stop before the candidates are queued leaves the
+    # hub's sweep thread waiting, a core issue reported apart)
+    app.sweep_grid.value = json.dumps({"changepoint_prior_scale": [0.01, 0.1, 0.5], "n_changepoints": [5, 25]})
+    app.sweep_button.click()
+    wait_for(lambda: "Sweeping:" in app.sweep_status.value and "running on" in app.where.value
+             and not app.stop_button.disabled, 30, "candidates running")
+    app.stop_button.click()
+    wait_for(lambda: "Sweep stopped" in app.sweep_status.value, 30, "stopped")
+    assert embedded_hub.status("swept").state == "stopped"
+
+
+def test_restore_from_mlflow_brings_back_the_saved_experiments_and_says_how_many(tmp_path, daily):
+    home = str(tmp_path / "home")
+    with ExperimentHub(home=home) as first:  # an earlier session: two experiments kept, one deleted
+        for name in ("north", "south", "gone"):
+            first.create_experiment(name, "time_series", SEED_CONFIG, data=daily)
+        first.wait(["north", "south", "gone"], 90, tracked=True, progress=False)
+        first.delete("gone")
+    with ExperimentHub(home=home) as second:
+        app = widgets.panel(second, namespace={}, health_interval=0, server_port=0)
+        try:
+            assert app.experiment_list.rows == {} and "eh-restore-all" in css_classes(app.restore_all)
+            app.restore_all.click()  # returns at once: hub.restore runs in the background
+            wait_for(lambda: "Restored 2 experiments from MLflow (north, south)" in app.message.value, 60,
+                     "the message")
+            wait_for(lambda: set(app.experiment_list.rows) == {"north", "south"}, 10, "their rows (hub events)")
+            other = ({"north", "south"} - {app.selected}).pop()  # (the selected one's figures load it)
+            wait_for(lambda: app.experiment_list.rows[other].stage == "stored", 10, "listed, loaded on first use")
+            assert app.restore_all.description == "Restore from MLflow" and not app.restore_all.disabled
+            app.restore_all.click()
+            wait_for(lambda: "Nothing to restore" in app.message.value, 30, "nothing more")
+            assert app.error.value == ""
+        finally:
+            app.close()
+
+
 # -- many experiments at once --------------------------------------------------------------------------
 
 class Quick(ExperimentType):

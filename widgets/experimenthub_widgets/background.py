@@ -215,3 +215,36 @@ class Throttle:
                 with self._lock:
                     self._running = False
                 return
+
+
+class WhenShown:
+    """Passes requests on to ``worker`` (a :class:`Coalescer` or :class:`Throttle`) only while its view
+    is shown; a request made while hidden is kept, and one run follows when the view is shown again.
+    Tabs that read much (the leaderboard of every experiment, an experiment restored from MLflow
+    and loaded on first use) cost nothing while nobody looks at them."""
+
+    def __init__(self, worker: Coalescer | Throttle, stale: bool = False) -> None:
+        self._worker = worker
+        self._lock = threading.Lock()
+        self._shown = False
+        self._stale = stale  # True: run when first shown, requested or not
+
+    @property
+    def shown(self) -> bool:
+        return self._shown
+
+    def request(self) -> None:
+        with self._lock:
+            if not self._shown:
+                self._stale = True
+                return
+        self._worker.request()
+
+    def show(self, shown: bool) -> None:
+        with self._lock:
+            self._shown = shown
+            due = shown and self._stale
+            if due:
+                self._stale = False
+        if due:
+            self._worker.request()

@@ -6,6 +6,9 @@ list of columns, any other key one column. A key the type fills in when it is le
 ``parse_config`` of an empty setup says so) always names a column; the others may be ``(none)``.
 Types that declare no setup keys are set up in the JSON editor.
 
+Beside the anomaly setting (the band of ``time_series``, the ``confidence`` of ``fault_detection``)
+the form shows the expected false-alarm rate it gives (:mod:`.false_alarms`).
+
 The form and the JSON editor stay in sync: every form change rewrites the JSON (keeping sections
 and parameters the form does not show, e.g. ``forecast``), and a JSON edit that parses updates the
 form. The JSON is what Create sends: ``hub.create_experiment(name, type, config, data)``, the same
@@ -27,6 +30,7 @@ from experimenthub import datasets
 
 from .background import Runner
 from .data_source import DataSource
+from .false_alarms import AnomalySetting
 from .lifecycle import Quiet
 from .params_form import ParamsForm
 from .style import esc
@@ -126,6 +130,8 @@ class CreateForm(w.VBox):
         self.setup_box.add_class("eh-create-setup")
 
         self.params = ParamsForm()
+        #: the anomaly band's input and the expected false-alarm rate beside the setting
+        self.anomaly = AnomalySetting(self.params, self._form_to_json)
         self.json = w.Textarea(value="", rows=14, layout=w.Layout(width="100%"))
         self.json.add_class("eh-create-json")
         self.json_status = w.HTML()
@@ -144,7 +150,7 @@ class CreateForm(w.VBox):
         super().__init__([
             _section("Data"), self.source,
             _section("Experiment"), w.HBox([self.name, self.type, self.model], layout=_wrap()),
-            _section("Columns"), self.setup_box,
+            _section("Columns"), self.setup_box, self.anomaly.box,
             self.params_box, self.json_box,
             w.HBox([self.button, self.note], layout=w.Layout(align_items="center", margin="8px 0 0 0")),
         ], layout=w.Layout(width="100%", padding="4px"))
@@ -202,9 +208,11 @@ class CreateForm(w.VBox):
                 else:
                     setup[key] = value
             config["setup"] = setup
+            self.anomaly.to_config(config)
             self._config = config
             self._quietly(self.json, value=json.dumps(config, indent=2, default=str))
             self.json_status.value = '<span class="eh-muted">the form and this JSON agree</span>'
+            self._show_false_alarms()
 
     def _json_changed(self, change: dict) -> None:
         if self._quiet:
@@ -220,6 +228,7 @@ class CreateForm(w.VBox):
         with self._lock:
             self._config = config
             self._json_to_form(config)
+            self._show_false_alarms()
         self.json_status.value = '<span class="eh-muted">valid JSON; the form shows it</span>'
 
     def _json_to_form(self, config: dict[str, Any]) -> None:
@@ -233,6 +242,7 @@ class CreateForm(w.VBox):
             self.params.set_values(params)
             setup = _sub_dict(config, "setup")
             self._show_setup(setup, keep=True)
+            self.anomaly.from_config(config)
 
     # -- type, model, parameters -----------------------------------------------------------------
     def _type_changed(self, change: dict) -> None:
@@ -265,9 +275,24 @@ class CreateForm(w.VBox):
             self._set_param_specs()
             self.params.set_values(config["create_model"]["params"])
             self._keys, self._defaults = self._setup_spec(type_name)
+            self.anomaly.set_type(self._type_cls(type_name))
+            self.anomaly.from_config(config)
             self.setup_box.children = self._setup_children()
             self._show_setup(config.get("setup") or {}, keep=True)
         self._form_to_json()
+
+    def _type_cls(self, type_name: str | None) -> Any:
+        """The class of ``type_name``; None when there is none or the hub does not know it."""
+        if not type_name:
+            return None
+        try:
+            return type_class(self._hub, type_name)
+        except Exception:
+            return None
+
+    def _show_false_alarms(self) -> None:
+        """The expected false-alarm rate of the config as it is now (the JSON's when it parses)."""
+        self.anomaly.update(self._type_cls(self.type.value), self._config)
 
     def _models(self, type_name: str | None) -> tuple[str, ...]:
         if not type_name:

@@ -1,8 +1,8 @@
 """The selected experiment: state, stage and progress, metrics, and its actions.
 
 Each button calls the hub method its REST route calls (train, retrain, stop_training, predict,
-save, delete; watch/unwatch when the hub has streaming) in a background thread; the results come
-back as trait changes and as hub events the panel forwards here.
+save, delete; watch/unwatch when the hub has streaming; sweep, in its own fold: :mod:`.sweep`) in a
+background thread; the results come back as trait changes and as hub events the panel forwards here.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from .data_source import DataSource
 from .experiment_list import queue_label
 from .lifecycle import Quiet
 from .style import STATE_COLORS, esc, fmt_number, table
+from .sweep import SweepControl
 
 BUSY = ("created", "training")
 
@@ -33,7 +34,7 @@ def _button(description: str, icon: str, css: str, tooltip: str, style: str = ""
 
 class ExperimentView(w.VBox):
     def __init__(self, hub: Any, runner: Runner, on_message: Callable[[str], None],
-                 namespace: Mapping[str, Any] | None = None) -> None:
+                 namespace: Mapping[str, Any] | None = None, on_error: Callable[[str], None] | None = None) -> None:
         self._hub, self._runner, self._on_message = hub, runner, on_message
         self._lock = threading.Lock()
         self._quiet = Quiet()
@@ -91,6 +92,11 @@ class ExperimentView(w.VBox):
         self.predict_button.on_click(self._predict)
         self.predict_result = w.HTML()
         self.predict_result.add_class("eh-predict-result")
+        self.sweep = SweepControl(hub, runner, after=self.update, on_error=on_error or on_message)
+        self.sweep_box = w.Accordion(children=[self.sweep], titles=("Sweep: fit a parameter grid, keep the best",),
+                                     layout=w.Layout(width="100%", margin="6px 0"))
+        self.sweep_box.add_class("eh-sweep-box")
+        self.sweep_box.observe(lambda change: self.sweep.show(change["new"] == 0), "selected_index")
         self.placeholder = w.HTML('<span class="eh-muted">Select an experiment on the left, or create one in '
                                   "the New experiment tab.</span>")
         self.body = w.VBox([
@@ -98,6 +104,7 @@ class ExperimentView(w.VBox):
                    layout=w.Layout(align_items="center", grid_gap="8px")),
             self.failure,
             w.HBox(actions, layout=w.Layout(flex_flow="row wrap", margin="6px 0")),
+            self.sweep_box,
             w.HBox([self.metrics, self.details], layout=w.Layout(flex_flow="row wrap", grid_gap="24px")),
             w.HTML('<div style="font-weight:600;margin-top:8px">Predict</div>'),
             self.predict_source,
@@ -118,9 +125,22 @@ class ExperimentView(w.VBox):
         self.children = (self.body,) if name else (self.placeholder,)
         if name is None:
             self.heading.value = ""
+            self.sweep.set_experiment(None, None, None)
             return
+        self._sweep_for(name)
         self.update()
         self._sync_watch()
+
+    def _sweep_for(self, name: str) -> None:
+        """The sweep control follows the selection (before the first update shows its status)."""
+        try:
+            status = self._hub.status(name)
+            cls = self._hub.experiment_type(status.experiment_type)
+        except ExperimentNotFound:
+            return
+        except Exception:  # a type this hub no longer knows: no grid of its own
+            status, cls = self._hub.status(name), None
+        self.sweep.set_experiment(name, status.model_type, cls)
 
     def update(self) -> None:
         """Show the selected experiment's status as the hub has it now (any thread)."""
@@ -162,6 +182,7 @@ class ExperimentView(w.VBox):
                                            f" (threshold {status.retrain.get('threshold')})"))
         self.details.value = table(facts)
         self._enable(status)
+        self.sweep.show_status(status)
 
     @property
     def queued(self) -> bool:
@@ -258,10 +279,14 @@ class ExperimentView(w.VBox):
 
 def _where(status: Any) -> str:
     """While queued, the place in the queue; while training, where it runs (``local`` or a Dask
-    worker's address)."""
+    worker's address; a sweep's candidates may run in several places and some wait for a slot)."""
     if status.state not in BUSY:
         return ""
     position = status.queue_position
+    if (status.stage or "").startswith("sweep"):  # running; some of its candidates may wait for a slot
+        waiting = " · candidates wait for a slot" if position is not None else ""
+        where = f"running on <code>{esc(status.executor)}</code>" if status.executor else "running"
+        return f'<span class="eh-muted eh-executor">{where}{esc(waiting)}</span>'
     if position is not None or status.stage == "queued":
         ahead = ("" if position is None else " · starts next" if position == 0 else
                  f" · {position} training{'' if position == 1 else 's'} ahead")

@@ -3,7 +3,8 @@
 A Dropdown picks the figure. The figure is fetched in a background thread (``hub.plot_json`` /
 ``hub.plot_eda_json``, the calls behind ``GET /plot/{name}``) and put into the FigureWidget inside
 ``batch_update()``; a ``figures_updated`` event (training done, predictions made) fetches it again.
-Bursts of events collapse into one fetch.
+Bursts of events collapse into one fetch. The hub builds a figure when it is first asked for, so a
+first fetch may take a moment: the note says ``building <figure>…`` meanwhile (class ``eh-building``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from experimenthub.errors import Busy, ExperimentNotFound, PlotNotFound
+from experimenthub.errors import Busy, ExperimentNotFound, NotReady, PlotNotFound
 
 from .background import Coalescer, describe_error
 from .lifecycle import Quiet
@@ -31,6 +32,33 @@ def figure_widget() -> Any:
         return go.FigureWidget()
     except ImportError:
         return None
+
+
+def figure_or_note(css: str) -> Any:
+    """A FigureWidget with class ``css``, or an HTML note saying what is missing (no anywidget).
+
+    Each FigureWidget carries plotly.js (about 5 MB) in its state, which a notebook run by nbclient
+    stores in its metadata: panes whose figure waits for a tab to be shown make it then."""
+    widget = figure_widget()
+    if widget is None:
+        widget = w.HTML('<span class="eh-health-detail">Interactive figures need the anywidget package '
+                        "(pip install anywidget).</span>")
+    widget.add_class(css)
+    return widget
+
+
+def draw(widget: Any, new: Any) -> None:
+    """Put the Plotly figure ``new`` into the FigureWidget ``widget`` in one update (any thread); the
+    widget fills its column. Nothing happens when ``widget`` is not a FigureWidget (no anywidget)."""
+    if not hasattr(widget, "batch_update"):
+        return
+    layout = new.layout.to_plotly_json()
+    layout.pop("width", None)
+    layout.setdefault("autosize", True)
+    with widget.batch_update():
+        widget.data = ()
+        widget.add_traces(list(new.data))
+        widget.layout = layout
 
 
 class FigurePane(w.VBox):
@@ -86,12 +114,30 @@ class FigurePane(w.VBox):
             return
         self.request()
 
-    def _set_options(self, names: list[str]) -> None:
+    def show_main(self) -> None:
+        """Pick the experiment's main figure, the first it lists (``forecast``, ``control_chart``), as
+        after creating it; the figure the user picked before is forgotten."""
+        name = self._name
+        if name is None:
+            return
+        try:
+            model, eda = self._hub.plot_names(name)
+        except ExperimentNotFound:
+            return
+        names = list(model if self.kind == "model" else eda)
+        if not names:
+            return
+        self._chosen = None
+        self._set_options(names, prefer=names[0])
+        self.request()
+
+    def _set_options(self, names: list[str], prefer: str | None = None) -> None:
         with self._quiet:
             current = self.picker.value
             if list(self.picker.options) != names:
                 self.picker.options = names
-            wanted = next((n for n in (self._chosen, current, *PREFERRED) if n in names), names[0] if names else None)
+            wanted = next((n for n in (prefer, self._chosen, current, *PREFERRED) if n in names),
+                          names[0] if names else None)
             if self.picker.value != wanted:
                 self.picker.value = wanted
 
@@ -117,9 +163,11 @@ class FigurePane(w.VBox):
             name, plot = self._name, self.picker.value
         if name is None or not plot:
             return
+        if self.shown != (name, plot):  # a figure not drawn here yet: the hub may build it first
+            self.note.value = f'<span class="eh-muted eh-building">building {esc(plot)}…</span>'
         try:
             text = (self._hub.plot_json if self.kind == "model" else self._hub.plot_eda_json)(name, plot)
-        except (Busy, PlotNotFound, ExperimentNotFound) as exc:
+        except (Busy, NotReady, PlotNotFound, ExperimentNotFound) as exc:
             self.note.value = f'<span class="eh-muted">{esc(describe_error(exc))}</span>'
             return
         new = plotly.io.from_json(text)
@@ -131,16 +179,7 @@ class FigurePane(w.VBox):
         self.note.value = ""
 
     def _show(self, new: Any) -> None:
-        figure = self.figure
-        if not hasattr(figure, "batch_update"):
-            return
-        layout = new.layout.to_plotly_json()
-        layout.pop("width", None)  # the widget fills its column
-        layout.setdefault("autosize", True)
-        with figure.batch_update():
-            figure.data = ()
-            figure.add_traces(list(new.data))
-            figure.layout = layout
+        draw(self.figure, new)
 
     def _failed(self, exc: BaseException) -> None:
         self.note.value = f'<span class="eh-health-detail">{esc(describe_error(exc))}</span>'

@@ -2,12 +2,13 @@
 
 Layout: a header (plugin health, the REST server toggle and URL), the error and message banners,
 then the experiment list on the left and, on the right, tabs: New experiment / Overview / Figures /
-EDA / Runs of the selected experiment.
+Evaluation / EDA / Runs of the selected experiment, and Compare (every experiment's latest run).
 
 Threads: hub events arrive on the hub's threads and only set traits (state, progress, figure
 pickers) or mark the experiment list for a redraw, which one throttled thread does however many
 events arrive (at most ten times a second, less often the more a redraw costs); slow work
-(figures, runs, any hub action) runs in small background threads; a timer thread refreshes health
+(figures, runs, evaluation, any hub action) runs in small background threads, and tabs that read
+much (Evaluation, Compare) only while they are shown; a timer thread refreshes health
 and the server state and redraws the list (queue positions move without events of their own)
 every ``health_interval`` seconds. ``close()`` unsubscribes, stops the timer and closes the widgets.
 """
@@ -21,7 +22,9 @@ from typing import Any
 import ipywidgets as w
 
 from .background import Runner
+from .compare import ComparePane
 from .create_form import CreateForm
+from .evaluation import EvaluationPane
 from .experiment_list import ExperimentList
 from .experiment_view import ExperimentView
 from .figures import FigurePane
@@ -31,7 +34,7 @@ from .runs import RunsPane
 from .server import ServerControl
 from .style import STYLESHEET, banner
 
-TAB_CREATE, TAB_OVERVIEW, TAB_FIGURES, TAB_EDA, TAB_RUNS = range(5)
+TAB_CREATE, TAB_OVERVIEW, TAB_FIGURES, TAB_EVALUATION, TAB_EDA, TAB_RUNS, TAB_COMPARE = range(7)
 OPTIONS = ("namespace", "server_port", "health_interval", "sample", "name", "select", "serve")
 
 
@@ -81,15 +84,22 @@ class Panel(w.VBox):
 
         # left: the experiments
         self.experiment_list = ExperimentList(hub, self.runner, self.show_message)
-        left = w.VBox([w.HTML("<b>Experiments</b>"), self.experiment_list],
+        self.restore_all = w.Button(description="Restore from MLflow", icon="history", layout=w.Layout(width="auto"),
+                                    tooltip="Bring back every experiment saved in MLflow that the hub does not hold "
+                                            "(hub.restore): listed at once, each loaded when first used")
+        self.restore_all.add_class("eh-restore-all")
+        self.restore_all.on_click(self._restore_all)
+        left = w.VBox([w.HTML("<b>Experiments</b>"), self.experiment_list, self.restore_all],
                       layout=w.Layout(width="400px", min_width="300px", flex="0 0 400px", margin="0 12px 0 0"))
 
         # right: create form and the selected experiment
         self.create_form = CreateForm(hub, self.runner, self._created, self.show_error, namespace, sample, name)
-        self.view = ExperimentView(hub, self.runner, self.show_message, namespace)
+        self.view = ExperimentView(hub, self.runner, self.show_message, namespace, on_error=self.show_error)
         self.figures = FigurePane(hub, "model", self.show_error)
+        self.evaluation = EvaluationPane(hub, self.show_error)
         self.eda = FigurePane(hub, "eda", self.show_error)
         self.runs = RunsPane(hub, self.runner, self._loaded)
+        self.compare = ComparePane(hub, self.show_error)
         self.restore_name = w.Text(description="Name", placeholder="an experiment saved earlier",
                                    layout=w.Layout(width="300px"))
         self.restore_name.add_class("eh-restore-name")
@@ -100,9 +110,9 @@ class Panel(w.VBox):
         self.restore_find.on_click(lambda _: self._find_runs())
         restore_box = w.Accordion(children=[w.VBox([w.HBox([self.restore_name, self.restore_find]), self.restore])],
                                   titles=("Load a saved experiment from MLflow",))
-        self.tabs = w.Tab(children=[w.VBox([self.create_form, restore_box]), self.view, self.figures, self.eda,
-                                    self.runs],
-                          titles=("New experiment", "Overview", "Figures", "EDA", "Runs"),
+        self.tabs = w.Tab(children=[w.VBox([self.create_form, restore_box]), self.view, self.figures,
+                                    self.evaluation, self.eda, self.runs, self.compare],
+                          titles=("New experiment", "Overview", "Figures", "Evaluation", "EDA", "Runs", "Compare"),
                           layout=w.Layout(width="100%"))
         self.tabs.add_class("eh-tabs")
         right = w.VBox([self.view.heading, self.tabs], layout=w.Layout(flex="1 1 auto", min_width="0", width="auto"))
@@ -114,6 +124,7 @@ class Panel(w.VBox):
         self._aliases()
 
         self.experiment_list.observe(self._selected, "selected")
+        self.tabs.observe(self._tab_changed, "selected_index")
         self._subscription = hub.subscribe(self._on_event)
         self.experiment_list.render()  # anything created between the first look and subscribing
         first = select if select in self.experiment_list.rows else next(iter(self.experiment_list.rows), None)
@@ -148,11 +159,26 @@ class Panel(w.VBox):
         self.train_button, self.retrain_button, self.stop_button = view.train_button, view.retrain_button, \
             view.stop_button
         self.save_button, self.delete_button = view.save_button, view.delete_button
+        self.sweep_grid, self.sweep_metric, self.sweep_button = view.sweep.grid, view.sweep.metric, view.sweep.button
+        self.sweep_status, self.sweep_candidates = view.sweep.status, view.sweep.candidates
         self.predict_button, self.predict_source = view.predict_button, view.predict_source
         self.predict_result, self.watch_toggle = view.predict_result, view.watch_toggle
         self.figure_picker, self.figure = self.figures.picker, self.figures.figure
+        self.evaluation_summary, self.evaluation_table = self.evaluation.summary, self.evaluation.table
+        self.compare_metric, self.compare_table = self.compare.metric, self.compare.table
+        self.compare_refresh = self.compare.refresh_button
         self.eda_picker, self.eda_figure = self.eda.picker, self.eda.figure
         self.runs_picker, self.load_button = self.runs.picker, self.runs.load_button
+
+    @property
+    def evaluation_figure(self) -> Any:
+        """The Evaluation tab's FigureWidget (None until the tab is first shown)."""
+        return self.evaluation.figure
+
+    @property
+    def compare_figure(self) -> Any:
+        """The Compare tab's FigureWidget (None until the tab is first shown)."""
+        return self.compare.figure
 
     # -- banners (any thread) -------------------------------------------------------------------------
     def show_error(self, text: str) -> None:
@@ -179,10 +205,17 @@ class Panel(w.VBox):
         name = change["new"]
         self.view.set_experiment(name)
         self.figures.set_experiment(name)
+        self.evaluation.set_experiment(name)
         self.eda.set_experiment(name)
         self.runs.set_experiment(name)
+        self.compare.set_experiment(name)
         if name is not None and self.tabs.selected_index == TAB_CREATE and change.get("old") is not None:
             self.tabs.selected_index = TAB_OVERVIEW
+
+    def _tab_changed(self, change: dict) -> None:
+        """Tabs that read much work only while shown."""
+        self.evaluation.show(change["new"] == TAB_EVALUATION)
+        self.compare.show(change["new"] == TAB_COMPARE)
 
     def _created(self, name: str) -> None:
         with self._lock:
@@ -199,11 +232,23 @@ class Panel(w.VBox):
         self.select(name)
         self.show_message(f"Loaded {name} from MLflow run {run_id}")
 
+    def _restore_all(self, _: Any = None) -> None:
+        """hub.restore() in the background; the experiments arrive as hub events, the message counts them."""
+        def done(names: list[str]) -> None:
+            if not names:
+                self.show_message("Nothing to restore: every experiment saved in MLflow is in the hub already")
+                return
+            shown = ", ".join(sorted(names)[:10]) + (" …" if len(names) > 10 else "")
+            self.show_message(f"Restored {len(names)} experiment{'' if len(names) == 1 else 's'} from MLflow "
+                              f"({shown}); each loads when first used")
+
+        self.runner.run("Restoring…", self.hub.restore, done=done, button=self.restore_all)
+
     def _find_runs(self) -> None:
         self.restore.set_experiment(self.restore_name.value.strip() or None)
 
     def _maybe_reveal(self, name: str) -> None:
-        """An experiment created here shows its figures once, as soon as it is ready."""
+        """An experiment created here shows its main figure once, as soon as it is ready."""
         with self._lock:
             if name not in self._reveal or self.selected != name:
                 return
@@ -211,7 +256,10 @@ class Panel(w.VBox):
             if status is None or status.name != name or status.state not in ("ready", "failed", "stopped"):
                 return
             self._reveal.discard(name)
-            if status.state == "ready" and self.tabs.selected_index in (TAB_CREATE, TAB_OVERVIEW):
+            if status.state != "ready":
+                return
+            self.figures.show_main()  # its first figure, whatever was picked for another experiment
+            if self.tabs.selected_index in (TAB_CREATE, TAB_OVERVIEW):
                 self.tabs.selected_index = TAB_FIGURES  # under the lock: _created cannot undo it
 
     # -- hub events (the hub's threads: set traits, hand slow work on) ----------------------------------
@@ -219,6 +267,8 @@ class Panel(w.VBox):
         if self._closed:
             return
         name, kind = event.name, event.kind
+        if kind in ("tracking", "experiment_created", "experiment_deleted"):
+            self.compare.refresh()  # throttled, and only while the Compare tab is shown
         if kind == "experiment_deleted":
             self.experiment_list.remove(name)
             return
@@ -233,6 +283,7 @@ class Panel(w.VBox):
             self.view.update()
         if kind == "state_changed":
             self.figures.refresh_names()
+            self.evaluation.refresh()
             self.eda.refresh_names()
             self.runs.refresh()
             self._maybe_reveal(name)
@@ -268,11 +319,14 @@ class Panel(w.VBox):
         self._subscription.close()
         self._stop.set()
         self.experiment_list.stop()
-        for pane in (self.figures, self.eda, self.runs, self.restore):
+        for pane in (self.figures, self.evaluation, self.eda, self.runs, self.restore, self.compare, self.view.sweep):
             pane.stop()
         if self.timer is not threading.current_thread():
             self.timer.join(timeout)
         close_tree(self)
+        anomaly = self.create_form.anomaly  # widgets that may be off the page right now
+        for widget in (anomaly.width, anomaly.hint, self.evaluation.figure, self.compare.figure):
+            close_tree(widget)
 
     @property
     def closed(self) -> bool:

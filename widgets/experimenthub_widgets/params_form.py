@@ -42,6 +42,13 @@ class ParamsForm(w.VBox):
         self._callbacks: list[Callable[[], None]] = []
         self._quiet = Quiet()
         self.note = w.HTML()
+        self._grid = w.GridBox(layout=w.Layout(grid_template_columns="repeat(auto-fill, minmax(250px, 1fr))",
+                                               grid_gap="2px 12px", width="100%"))
+        self._empty = w.HTML('<span class="eh-muted">This model has no parameters to set here; use the JSON '
+                             "editor.</span>")
+        #: (parameter, widget shown under its input), see attach()
+        self.attached: tuple[str | None, w.Widget | None] = (None, None)
+        self._wrappers: list[w.Widget] = []
         self.set_specs(specs or [])
 
     # -- building ---------------------------------------------------------------------------
@@ -52,13 +59,34 @@ class ParamsForm(w.VBox):
         self.problems, self.unshown = {}, {}
         for widget in self.widgets.values():
             widget.observe(self._changed, "value")
-        grid = w.GridBox(list(self.widgets.values()), layout=w.Layout(
-            grid_template_columns="repeat(auto-fill, minmax(250px, 1fr))", grid_gap="2px 12px", width="100%"))
-        empty = w.HTML('<span class="eh-muted">This model has no parameters to set here; use the JSON '
-                       "editor.</span>")
-        self.children = (grid if specs else empty, self.note)
+        self.attached = (None, None)
+        self._arrange()
+        self.children = (self._grid if specs else self._empty, self.note)
         for widget in old:
             widget.close()
+
+    def attach(self, name: str | None, widget: w.Widget | None) -> None:
+        """Show ``widget`` right under the input of parameter ``name`` (a hint about its value);
+        ``attach(None, None)`` removes it."""
+        wanted = (name, widget) if name in self.widgets and widget is not None else (None, None)
+        if wanted != self.attached:
+            self.attached = wanted
+            self._arrange()
+
+    def _arrange(self) -> None:
+        name, extra = self.attached
+        old, self._wrappers = self._wrappers, []
+        cells: list[w.Widget] = []
+        for key, widget in self.widgets.items():
+            if key == name and extra is not None:
+                box = w.VBox([widget, extra], layout=w.Layout(width="auto"))
+                self._wrappers.append(box)
+                cells.append(box)
+            else:
+                cells.append(widget)
+        self._grid.children = cells
+        for box in old:  # the box only: its input and the hint live on
+            w.Widget.close(box)
 
     def _widget(self, spec: Any) -> w.Widget:
         common = {"description": spec.name, "tooltip": spec.help or spec.name,

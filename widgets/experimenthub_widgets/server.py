@@ -1,4 +1,9 @@
-"""The REST server's state and URL, with a start/stop toggle (``hub.serve()`` / ``hub.stop_server()``)."""
+"""The REST server's state and URL, with a start/stop toggle (``hub.serve()`` / ``hub.stop_server()``).
+
+Under a Jupyter server (JupyterLab, JupyterHub, Binder) the API is also reachable through that
+server's ``jupyter-server-proxy``: the URL line then links there too, relative to the page's own
+origin (``server.proxy_path``: right under a public JupyterHub name), showing ``server.proxy_url``.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +18,24 @@ from .lifecycle import Quiet
 from .style import attr, esc
 
 
+def server_links(server: Any) -> str:
+    """The server's URL as a link to its API docs (``a.eh-server-direct``), and when it runs under a
+    Jupyter server, the proxied API beside it (``a.eh-server-proxy``)."""
+    url = server.url
+    value = (f'<a class="eh-server-direct" href="{attr(url)}/docs" target="_blank" title="API docs">'
+             f"{esc(url)}</a>")
+    path, proxied = getattr(server, "proxy_path", None), getattr(server, "proxy_url", None)
+    if path:
+        value += (f' <span class="eh-muted">· through Jupyter:</span> <a class="eh-server-proxy" '
+                  f'href="{attr(path)}docs" target="_blank" title="API docs through the Jupyter server (its login '
+                  f'applies)">{esc(proxied or path)}</a>')
+    return value
+
+
 class ServerControl(w.HBox):
     """``toggle`` (class ``eh-server-toggle``) starts/stops the server; ``url`` (``eh-server-url``)
-    links to its API docs. ``sync()`` (from the panel's timer) follows servers started elsewhere."""
+    links to its API docs (and to them through the Jupyter server, when there is one). ``sync()``
+    (from the panel's timer) follows servers started elsewhere."""
 
     def __init__(self, hub: Any, runner: Runner, port: int | None = None) -> None:
         self._hub, self._runner, self._port = hub, runner, port
@@ -69,8 +89,7 @@ class ServerControl(w.HBox):
         self.toggle.description = "REST API: on" if running else "REST API: off"
         self.toggle.button_style = "success" if running else ""
         if running:
-            url = server.url
-            value = (f'<a href="{attr(url)}/docs" target="_blank" title="API docs">{esc(url)}</a>')
+            value = server_links(server)
         else:
             value = '<span class="eh-muted">not serving</span>'
         if self.url.value != value:

@@ -37,6 +37,9 @@ STYLESHEET = """
 .eh-table { border-collapse: collapse; font-size: 12px; }
 .eh-table td, .eh-table th { border-bottom: 1px solid #eaeef2; padding: 2px 8px; text-align: left; }
 .eh-figure { width: 100%; }
+.eh-table tr.eh-sweep-best td, .eh-table td.eh-compare-value { font-weight: 600; }
+.eh-table tr.eh-compare-selected td { background: #ddf4ff; }
+.eh-eval-words { margin: 4px 0; }
 </style>
 """
 
