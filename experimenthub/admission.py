@@ -41,14 +41,24 @@ class JobQueue:
         """Jobs that may run at once (None: no limit)."""
         return self._capacity
 
-    def submit(self, start: Callable[[], None], dropped: Callable[[], None]) -> Ticket:
-        """Queue a job; it starts now if a slot is free."""
+    def ticket(self, start: Callable[[], None], dropped: Callable[[], None]) -> Ticket:
+        """A new ticket, not in the queue yet: hand it to whoever may ``release`` it, then ``enter``
+        it (its job may start, and even end, before ``enter`` returns)."""
         with self._lock:
-            ticket = Ticket(start, dropped, next(self._counter))
+            return Ticket(start, dropped, next(self._counter))
+
+    def enter(self, ticket: Ticket) -> None:
+        """Queue a ticket; it starts now if a slot is free."""
+        with self._lock:
             self._waiting.append(ticket)
             self._numbers.append(ticket.number)
             ready = self._admit()
         self._start_all(ready)
+
+    def submit(self, start: Callable[[], None], dropped: Callable[[], None]) -> Ticket:
+        """A ticket, queued at once (for a caller that releases it only after ``submit`` returns)."""
+        ticket = self.ticket(start, dropped)
+        self.enter(ticket)
         return ticket
 
     def position(self, ticket: Ticket) -> int | None:

@@ -45,7 +45,10 @@ class TrainingJob:
         self._started = False
 
     def enqueue(self, start: Callable[[], None], dropped: Callable[[], None]) -> None:
-        self._ticket = self._queue.submit(self._starting(start), dropped)
+        # the ticket is ours before it enters the queue: a job that starts and ends at once (stopped
+        # before it began) must find it to give its slot back
+        self._ticket = self._queue.ticket(self._starting(start), dropped)
+        self._queue.enter(self._ticket)
 
     def _starting(self, start: Callable[[], None]) -> Callable[[], None]:
         def begin() -> None:

@@ -203,6 +203,9 @@ class Sweeps:
             return start
 
         for index, instance in enumerate(instances):
+            if job.cancelled:  # stopped before this candidate was queued: it never will be
+                done.release()
+                continue
             child = TrainingJob(self._executor.work(train, (instance, frame, True), _ignore, type(instance)),
                                 self._queue)
             job.add(child)

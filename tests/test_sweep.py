@@ -76,3 +76,17 @@ def test_stopping_a_sweep_stops_every_candidate(tmp_path):
         assert statuses.get("sweep") == "KILLED"
         candidates = [hub.tracking.get_run(r.run_id) for r in sweep_runs if r.tags["experimenthub.role"] == "candidate"]
         assert len(candidates) <= 2 and all(c.status == "FAILED" for c in candidates)  # queued ones never started
+
+
+def test_a_sweep_stopped_at_once_gives_back_every_slot(tmp_path, daily):
+    """Stopped before (or while) its candidates are queued: nothing hangs and the queue's slots are
+    all free again (a job that ended before it entered the queue once kept its slot for ever)."""
+    with ExperimentHub(home=str(tmp_path / "home"), max_trainings=1) as hub:
+        hub.create_experiment("s", "time_series", CONFIG, data=daily)
+        hub.wait("s", timeout=300)
+        for _ in range(3):
+            hub.sweep("s", GRID)
+            hub.stop_training("s")
+            assert hub.wait("s", timeout=120).state == "stopped"
+        hub.train("s")  # the one slot is free: this training starts and ends
+        assert hub.wait("s", timeout=300).state == "ready"
