@@ -259,6 +259,15 @@ class TrainingRunner:
             output, error = None, None
         except Exception as exc:
             output, error = None, exc
+        # the fit is over: its slot goes to the next queued job at once (its run may still be opening),
+        # once this one may write its run (at most so many runs are written at a time: back-pressure)
+        with self._writing:
+            job.release()
+            self._finish(experiment, job, output, error, opener, opened, frame, batch)
+
+    def _finish(self, experiment: Experiment, job: TrainingJob, output: TrainingOutput | None,
+                error: BaseException | None, opener: threading.Thread, opened: dict[str, Any],
+                frame: pd.DataFrame, batch: Batch | None) -> None:
         opener.join()
         run: RunInfo | None = opened.get("run")
         error = opened.get("error") or error
@@ -274,13 +283,11 @@ class TrainingRunner:
                 log.warning("training of %r failed: %s", experiment.name, error)
                 self._publish(experiment.fail(job, error))
             return  # stopped: stop_training / delete already moved the experiment on
-        assert run is not None
+        assert run is not None and output is not None
         if batch:
             batch.ack()
         self._publish(events)
-        with self._writing:
-            job.release()  # the fit is over: the next queued job may start while this run is written
-            self._log_results(experiment, run, output)
+        self._log_results(experiment, run, output)
 
     def _log_results(self, experiment: Experiment, run: RunInfo, output: Any) -> None:
         try:

@@ -82,6 +82,7 @@ class MlflowTracking:
         self._connect_lock = threading.Lock()
         self._connecting: threading.Thread | None = None
         self._connect_error: Exception | None = None  # of the last background connection attempt
+        self._ids: dict[str, str] = {}  # MLflow experiment ids by name, as found or created
         if uri.startswith("sqlite:///"):
             Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         if uri.startswith(("http://", "https://")):
@@ -164,6 +165,15 @@ class MlflowTracking:
 
     # -- experiments and runs --------------------------------------------------------------
     def experiment_id(self, name: str, create: bool = False) -> str | None:
+        known = self._ids.get(name)
+        if known is not None:
+            return known
+        found = self._experiment_id(name, create)
+        if found is not None:
+            self._ids[name] = found  # ids never change; a deleted experiment is restored by the next create
+        return found
+
+    def _experiment_id(self, name: str, create: bool) -> str | None:
         with self._errors(f"look up experiment {name!r} in"):
             experiment = self.client.get_experiment_by_name(name)
             if experiment is not None:
@@ -185,8 +195,13 @@ class MlflowTracking:
 
     def start_run(self, experiment: str, run_name: str, tags: Mapping[str, str]) -> RunInfo:
         experiment_id = self.experiment_id(experiment, create=True)
-        with self._errors(f"start a run of {experiment!r} in"):
+        try:
             run = self.client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
+        except Exception:  # deleted (or recreated) behind our back since we learned its id: look again
+            self._ids.pop(experiment, None)
+            experiment_id = self.experiment_id(experiment, create=True)
+            with self._errors(f"start a run of {experiment!r} in"):
+                run = self.client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
         return _info(run, experiment)
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
