@@ -22,7 +22,8 @@ skipped when it comes again. A used message whose ack was lost (or forgotten: a 
 right after an ack may not have written it to disk) is not left waiting for that: once connected
 again, the stream acknowledges the used messages RabbitMQ put back at the head of the queues it
 took messages from (so no other process, e.g. a restarted kernel, finds them there and uses them
-again).
+again); a queue one of its consumers is reading is left to that consumer until it ends, since
+taking messages from under it would race it for them and change their order.
 
 Dead letters: ``Batch.reject(i, reason)`` publishes a copy (confirmed) to the direct exchange
 ``experimenthub.dead-letter`` with routing key ``<queue>``, bound to the durable queue

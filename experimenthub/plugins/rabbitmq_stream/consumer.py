@@ -51,7 +51,9 @@ class ConsumerContext:
     recheck: Callable[[str], None]
     """Used messages of this queue may be back in it (an ack lost with a connection, or forgotten
     by a broker that crashed): the stream acknowledges the copies RabbitMQ put back at the head of
-    the queue once it is connected, even if this consumer has stopped by then."""
+    the queue once it is connected. A consumer asks for it when its thread ends, not while it
+    consumes: a live consumer skips such copies itself, and a recheck taking messages from the
+    head of the queue meanwhile would race it for them (and change their order)."""
 
 
 class RabbitMQConsumer:
@@ -76,6 +78,7 @@ class RabbitMQConsumer:
         self._channel: Any = None  # consumer thread only
         self._outstanding: set[int] = set()  # consumer thread only
         self._acked = False  # consumer thread only: an ack went out in this session
+        self._owes_recheck = False  # used messages of this queue may be back in it: recheck when ending
         self._thread = threading.Thread(target=self._run, name=f"experimenthub-consume-{queue}", daemon=True)
 
     @property
@@ -122,6 +125,16 @@ class RabbitMQConsumer:
             with self._lock:
                 self._status = "stopped"
             self._context.forget(self)
+            with self._lock:
+                owed = self._owes_recheck
+            if owed:
+                self._context.recheck(self.queue)  # no one skips the copies once this consumer is gone
+
+    def recheck_when_stopped(self) -> None:
+        """Any thread: used messages of this queue may be back in it (e.g. acks a drain on the
+        stream's I/O connection lost): once this consumer ends, the stream acknowledges them."""
+        with self._lock:
+            self._owes_recheck = True
 
     def _consume(self) -> None:
         connection = pika.BlockingConnection(self._context.parameters(f"consume {self.queue}"))
@@ -156,7 +169,7 @@ class RabbitMQConsumer:
             if not ended and self._acked:
                 # a broker that crashed forgets the acks it had not written to disk yet: the
                 # messages come back, and if this consumer is stopped by then, no one skips them
-                self._context.recheck(self.queue)
+                self.recheck_when_stopped()
             try:
                 if connection.is_open:
                     connection.close()  # unsettled messages go back to the queue
@@ -238,9 +251,9 @@ class RabbitMQConsumer:
 
     def _ack_lost(self, properties: Any, body: bytes) -> None:
         """A used message went back to the queue unacknowledged: its redelivery is skipped here,
-        and the stream acknowledges it again (this consumer may be stopped before it comes)."""
+        and the stream acknowledges it again once this consumer ends (it may end before the copy comes)."""
         self._context.consumed.remember(properties, body, ack_lost=True)
-        self._context.recheck(self.queue)
+        self.recheck_when_stopped()
 
     def _reject(self, session: int, tag: int, properties: Any, body: bytes, index: int, reason: str) -> None:
         self._context.dead_letter(self.queue, body, properties, reason)

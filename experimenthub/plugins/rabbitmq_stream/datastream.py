@@ -194,7 +194,14 @@ class RabbitMQDatastream(IOThread):
         ack was lost with a connection, or forgotten by a broker that crashed), up to the first
         one not used, which stays where it is. Without this they would wait in the queue for the
         next drain of this stream to skip them, while another process (a restarted kernel, a
-        second hub) would use them again."""
+        second hub) would use them again. While a consumer of this stream consumes the queue, it is
+        left to it: it skips the copies itself and asks for this once it ends."""
+        with self._state_lock:
+            live = [consumer for consumer in self._consumers if consumer.queue == queue]
+            for consumer in live:  # it skips the copies itself; taking them from under it would race it
+                consumer.recheck_when_stopped()
+        if live:
+            return
         count = self._passive(queue)
         if not count:
             return
