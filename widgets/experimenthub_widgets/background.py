@@ -34,7 +34,11 @@ class Runner:
         self._on_error, self._on_start = on_error, on_start
         self._lock = threading.Lock()
         self._threads: set[threading.Thread] = set()
-        self.closed = False
+        self.closed = False  # set by close(): results of actions still running are dropped
+
+    def close(self) -> None:
+        """The panel is closing: actions still running report nothing (their widgets are gone)."""
+        self.closed = True
 
     def run(self, label: str, work: Callable[[], Any], done: Callable[[Any], None] | None = None,
             button: Any = None, failed: Callable[[BaseException], None] | None = None,
@@ -99,49 +103,6 @@ class Runner:
                 thread.join(max(0.0, deadline - time.monotonic()))
             if time.monotonic() >= deadline:
                 return
-
-
-class Coalescer:
-    """Runs ``work()`` in one background thread at a time; requests made meanwhile collapse into one
-    more run (a burst of figure updates costs one or two re-fetches, never one per event)."""
-
-    def __init__(self, name: str, work: Callable[[], None], on_error: Callable[[BaseException], None]) -> None:
-        self._name, self._work, self._on_error = name, work, on_error
-        self._lock = threading.Lock()
-        self._dirty = False
-        self._running = False
-        self.closed = False
-
-    def request(self) -> None:
-        with self._lock:
-            if self.closed:
-                return
-            self._dirty = True
-            if self._running:
-                return
-            self._running = True
-        threading.Thread(target=self._loop, name=f"experimenthub-panel-{self._name}", daemon=True).start()
-
-    @property
-    def busy(self) -> bool:
-        with self._lock:
-            return self._running
-
-    def _loop(self) -> None:
-        while True:
-            with self._lock:
-                if not self._dirty or self.closed:
-                    self._running = False
-                    return
-                self._dirty = False
-            try:
-                self._work()
-            except Exception as exc:
-                log.debug("%s failed", self._name, exc_info=True)
-                try:
-                    self._on_error(exc)
-                except Exception:
-                    log.debug("error handler failed", exc_info=True)
 
 
 class Throttle:
@@ -215,6 +176,20 @@ class Throttle:
                 with self._lock:
                     self._running = False
                 return
+
+
+class Coalescer(Throttle):
+    """A :class:`Throttle` without a pause: ``work()`` runs in one background thread at a time, and
+    requests made meanwhile collapse into one more run (a burst of figure updates costs one or two
+    re-fetches, never one per event)."""
+
+    def __init__(self, name: str, work: Callable[[], None], on_error: Callable[[BaseException], None]) -> None:
+        super().__init__(name, work, on_error, interval=0.0, max_interval=0.0, cost_ratio=0.0)
+
+    @property
+    def busy(self) -> bool:
+        """A run is under way or due (tests and the widgets' ``busy`` wait for it)."""
+        return self.pending
 
 
 class WhenShown:

@@ -283,8 +283,8 @@ class ComparePane(w.VBox):
     def stop(self) -> None:
         """Read nothing more (the panel is closing)."""
         self._reader.close()
-        self._drawer.closed = True
-        self._lineage_reader.closed = True
+        self._drawer.close()
+        self._lineage_reader.close()
 
 
 def _present(value: Any) -> bool:

@@ -199,7 +199,7 @@ class EvaluationPane(w.VBox):
 
     def stop(self) -> None:
         """Fetch nothing more (the panel is closing)."""
-        self._fetcher.closed = True
+        self._fetcher.close()
 
 
 def _cell(value: Any) -> str:

@@ -315,7 +315,7 @@ class Panel(w.VBox):
         if self._closed:
             return
         self._closed = True
-        self.runner.closed = True
+        self.runner.close()
         self._subscription.close()
         self._stop.set()
         self.experiment_list.stop()

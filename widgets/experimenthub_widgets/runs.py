@@ -109,7 +109,7 @@ class RunsPane(w.VBox):
 
     def stop(self) -> None:
         """Fetch nothing more (the panel is closing); the widgets stay until closed."""
-        self._fetcher.closed = True
+        self._fetcher.close()
 
     def close(self) -> None:
         self.stop()

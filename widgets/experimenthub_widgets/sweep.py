@@ -209,7 +209,7 @@ class SweepControl(w.VBox):
         self.candidates.value = f'<span class="eh-health-detail">{esc(describe_error(exc))}</span>'
 
     def stop(self) -> None:
-        self._reader.closed = True
+        self._reader.close()
 
 
 def _plain(value: Any) -> str:
