@@ -1,9 +1,7 @@
 """The create form: data, name, experiment type, model type, its parameters and the setup columns,
 with the whole config as JSON beside the form.
 
-The column pickers are those the type declares (``ExperimentType.setup_keys``): ``features`` is a
-list of columns, any other key one column. A key the type fills in when it is left out (its
-``parse_config`` of an empty setup says so) always names a column; the others may be ``(none)``.
+The column pickers are those the type declares (``ExperimentType.setup_keys``; :mod:`.setup_columns`).
 Types that declare no setup keys are set up in the JSON editor.
 
 Beside the anomaly setting (the band of ``time_series``, the ``confidence`` of ``fault_detection``)
@@ -33,54 +31,14 @@ from .data_source import DataSource
 from .false_alarms import AnomalySetting
 from .lifecycle import Quiet
 from .params_form import ParamsForm
+from .setup_columns import SetupColumns, wrap
 from .style import esc
-
-NONE = "(none)"
-#: descriptions of the pickers of well-known setup keys (others show the key itself)
-_LABELS = {"ds": "Time (ds)", "target": "Target", "label": "Label", "features": "Features"}
 
 
 def type_class(hub: Any, type_name: str) -> Any:
     """The class registered as experiment type ``type_name`` (``hub.experiment_type``; raises
     ``UnknownExperimentType`` for a name the hub does not know)."""
     return hub.experiment_type(type_name)
-
-
-def setup_keys(cls: Any) -> tuple[str, ...]:
-    """The setup keys the form offers pickers for: the type's ``setup_keys``, each once."""
-    keys = getattr(cls, "setup_keys", ()) or ()
-    if isinstance(keys, str):
-        keys = (keys,)
-    try:
-        return tuple(dict.fromkeys(k for k in keys if isinstance(k, str) and k))
-    except TypeError:
-        return ()
-
-
-def setup_defaults(cls: Any) -> dict[str, Any]:
-    """What the type puts in ``setup`` when it is empty (``parse_config``): keys found there always
-    name a column. Empty when the type needs some setup key (or anything else) to parse."""
-    models = tuple(getattr(cls, "model_types", ()) or ())
-    try:
-        config = cls.parse_config({"setup": {}, "create_model": {"model_type": models[0] if models else "",
-                                                                 "params": {}}})
-        setup = config.get("setup")
-    except Exception:
-        return {}
-    return dict(setup) if isinstance(setup, Mapping) else {}
-
-
-def _numeric(frame: Any) -> list[str]:
-    import pandas as pd
-
-    return [str(c) for c in frame.columns
-            if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
-
-
-def _datetime_like(frame: Any) -> list[str]:
-    import pandas as pd
-
-    return [str(c) for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])]
 
 
 class CreateForm(w.VBox):
@@ -91,7 +49,6 @@ class CreateForm(w.VBox):
         self._on_created, self._on_error = on_created, on_error
         self._lock = threading.RLock()
         self._quiet = Quiet()
-        self._frame: Any = None  # the data whose columns the setup pickers offer
         self._applied_sample: str | None = None
         self._name_suggested = name is None
         self._config: dict[str, Any] = {"setup": {}, "create_model": {"model_type": "", "params": {}}}
@@ -107,27 +64,12 @@ class CreateForm(w.VBox):
         self.model.add_class("eh-create-model")
         self.source = DataSource("eh-create", namespace, sample)
 
-        picker = {"layout": w.Layout(width="300px")}
-        self.ds = w.Dropdown(options=[], description="Time (ds)", **picker)
-        self.ds.add_class("eh-create-ds")
-        self.target = w.Dropdown(options=[], description="Target", **picker)
-        self.target.add_class("eh-create-target")
-        self.label = w.Dropdown(options=[NONE], description="Label", tooltip="a 0/1 fault column, for metrics only",
-                                **picker)
-        self.label.add_class("eh-create-label")
-        self.features = w.SelectMultiple(options=[], description="Features", rows=6,
-                                         layout=w.Layout(width="300px"))
-        self.features.add_class("eh-create-features")
-        self.features_hint = w.HTML('<span class="eh-muted">none selected: every numeric column but the ones '
-                                    "picked beside it</span>")
-        #: the column picker of each setup key (``ds``, ``target``, ``label``, ``features``, and one made
-        #: for any other key a type declares, CSS class ``eh-create-<key>``)
-        self.pickers: dict[str, w.Widget] = {"ds": self.ds, "target": self.target, "label": self.label,
-                                             "features": self.features}
-        self._keys: tuple[str, ...] = ()  # the current type's setup keys
-        self._defaults: dict[str, Any] = {}  # and what it fills in for an empty setup
-        self.setup_box = w.VBox(layout=w.Layout(width="100%"))
-        self.setup_box.add_class("eh-create-setup")
+        #: the setup column pickers; ``pickers`` maps each setup key to its picker (``ds``, ``target``,
+        #: ``label``, ``features``, and one made for any other key a type declares, class ``eh-create-<key>``)
+        self.columns = SetupColumns(self._quiet, self._lock, self._form_to_json)
+        self.ds, self.target, self.label = self.columns.ds, self.columns.target, self.columns.label
+        self.features, self.features_hint = self.columns.features, self.columns.features_hint
+        self.pickers, self.setup_box = self.columns.pickers, self.columns.box
 
         self.params = ParamsForm()
         #: the anomaly band's input and the expected false-alarm rate beside the setting
@@ -149,7 +91,7 @@ class CreateForm(w.VBox):
         self.json_box.add_class("eh-create-json-box")
         super().__init__([
             _section("Data"), self.source,
-            _section("Experiment"), w.HBox([self.name, self.type, self.model], layout=_wrap()),
+            _section("Experiment"), w.HBox([self.name, self.type, self.model], layout=wrap()),
             _section("Columns"), self.setup_box, self.anomaly.box,
             self.params_box, self.json_box,
             w.HBox([self.button, self.note], layout=w.Layout(align_items="center", margin="8px 0 0 0")),
@@ -158,8 +100,6 @@ class CreateForm(w.VBox):
 
         self.type.observe(self._type_changed, "value")
         self.model.observe(self._model_changed, "value")
-        for widget in self.pickers.values():
-            widget.observe(self._setup_changed, "value")
         self.params.on_change(self._form_to_json)
         self.json.observe(self._json_changed, "value")
         self.name.observe(self._name_changed, "value")
@@ -197,16 +137,7 @@ class CreateForm(w.VBox):
             create["params"] = {**extra, **self.params.value}
             config["create_model"] = create
             setup = dict(config.get("setup") or {}) if isinstance(config.get("setup"), dict) else {}
-            for key in self._keys:
-                value = self._setup_widget(key).value
-                if key == "features":
-                    value = list(value) or None
-                if key == "label" and "target" not in self._keys:
-                    setup.pop("target", None)  # 'target' is an alias of 'label' there (fault detection)
-                if value in (None, NONE, ""):
-                    setup.pop(key, None)
-                else:
-                    setup[key] = value
+            self.columns.write(setup)
             config["setup"] = setup
             self.anomaly.to_config(config)
             self._config = config
@@ -241,7 +172,7 @@ class CreateForm(w.VBox):
             params = _sub_dict(create, "params")
             self.params.set_values(params)
             setup = _sub_dict(config, "setup")
-            self._show_setup(setup, keep=True)
+            self.columns.show(setup, keep=True)
             self.anomaly.from_config(config)
 
     # -- type, model, parameters -----------------------------------------------------------------
@@ -274,11 +205,11 @@ class CreateForm(w.VBox):
             self._config = config
             self._set_param_specs()
             self.params.set_values(config["create_model"]["params"])
-            self._keys, self._defaults = self._setup_spec(type_name)
-            self.anomaly.set_type(self._type_cls(type_name))
+            cls = self._type_cls(type_name)
+            self.columns.set_type(cls)
+            self.anomaly.set_type(cls)
             self.anomaly.from_config(config)
-            self.setup_box.children = self._setup_children()
-            self._show_setup(config.get("setup") or {}, keep=True)
+            self.columns.show(config.get("setup") or {}, keep=True)
         self._form_to_json()
 
     def _type_cls(self, type_name: str | None) -> Any:
@@ -321,98 +252,6 @@ class CreateForm(w.VBox):
                 create["model_type"], create["params"] = change["new"], {}
             self._form_to_json()
 
-    # -- setup columns ------------------------------------------------------------------------------
-    def _setup_spec(self, type_name: str | None) -> tuple[tuple[str, ...], dict[str, Any]]:
-        """The type's setup keys and its defaults for them (none when the type is unknown)."""
-        if not type_name:
-            return (), {}
-        try:
-            cls = type_class(self._hub, type_name)
-        except Exception:
-            return (), {}
-        keys = setup_keys(cls)
-        return keys, (setup_defaults(cls) if keys else {})
-
-    def _setup_widget(self, key: str) -> w.Widget:
-        """The picker of ``key``, made on first use for a key other than the well-known ones."""
-        widget = self.pickers.get(key)
-        if widget is None:
-            widget = w.Dropdown(options=[NONE], description=_LABELS.get(key, key), layout=w.Layout(width="300px"))
-            widget.add_class(f"eh-create-{re.sub(r'[^A-Za-z0-9_-]', '_', key)}")
-            widget.observe(self._setup_changed, "value")
-            self.pickers[key] = widget
-        return widget
-
-    def _default(self, key: str) -> str | None:
-        value = self._defaults.get(key)
-        return value if isinstance(value, str) and value else None
-
-    def _setup_children(self) -> tuple:
-        keys = self._keys
-        if not keys:
-            return (w.HTML('<span class="eh-muted">Set this type\'s columns in the JSON config.</span>'),)
-        singles = [self._setup_widget(k) for k in keys if k != "features"]
-        children: list[w.Widget] = [w.HBox(singles, layout=_wrap())] if singles else []
-        if "features" in keys:
-            children.append(w.HBox([self.features, self.features_hint], layout=_wrap()))
-        return tuple(children)
-
-    def _show_setup(self, setup: dict[str, Any], keep: bool) -> None:
-        """Offer the data's columns in the pickers and select the config's columns: as they are with
-        ``keep`` (the JSON says so), else only those the data has, others replaced by defaults.
-
-        ``ds`` prefers a time column, ``target`` offers the numeric columns but the time, ``features``
-        the numeric columns not picked for another key; a key the type fills in itself starts at the
-        type's default and never offers ``(none)``."""
-        frame = self._frame
-        columns = [str(c) for c in frame.columns] if frame is not None else []
-        numeric = _numeric(frame) if frame is not None else []
-        times = _datetime_like(frame) if frame is not None else []
-        keys = self._keys
-
-        def pick(value: Any, preferred: list[str], fallback: str) -> str:
-            if isinstance(value, str) and value and (keep or not columns or value in columns):
-                return value
-            return next((c for c in preferred if c in columns), fallback)
-
-        picked: dict[str, str] = {}
-        with self._quiet:
-            for key in sorted((k for k in keys if k != "features"), key=lambda k: k != "ds"):  # ds first
-                default = self._default(key)
-                value = setup.get(key)
-                if key == "label" and not value and "target" not in keys:
-                    value = setup.get("target")  # the alias fault detection accepts
-                options = [c for c in numeric if c != picked.get("ds")] if key == "target" else columns
-                preferred = [default] if default else []
-                if key == "ds":
-                    preferred += ["ds", *times]
-                elif key == "target":
-                    preferred += ["y"]
-                if default:  # the type always sets this key: pick some column rather than none
-                    preferred += options
-                picked[key] = pick(value, preferred, default or NONE)
-                _offer(self._setup_widget(key), options if default else [NONE, *options], picked[key])
-            if "features" in keys:
-                taken = set(picked.values())
-                options = [c for c in numeric if c not in taken]
-                chosen = [f for f in (setup.get("features") or []) if isinstance(f, str) and f not in taken
-                          and (keep or f in options)]
-                options += [f for f in chosen if f not in options]
-                if list(self.features.options) != options:
-                    self.features.options = options
-                if tuple(self.features.value) != tuple(chosen):
-                    self.features.value = tuple(chosen)
-
-    def _setup_changed(self, change: dict) -> None:
-        if self._quiet:
-            return
-        if change["owner"] is not self.features and any(k in self._keys for k in ("target", "features")):
-            with self._lock:  # target and features leave out the columns picked for other keys
-                setup = {k: (list(self.features.value) if k == "features" else self._setup_widget(k).value)
-                         for k in self._keys}
-                self._show_setup(setup, keep=True)
-        self._form_to_json()
-
     # -- data -------------------------------------------------------------------------------------
     def _apply_sample(self) -> bool:
         """The chosen sample's type and config, when it has one. True if applied."""
@@ -431,9 +270,9 @@ class CreateForm(w.VBox):
     def _data_changed(self, frame: Any, error: str | None) -> None:
         """New data chosen (a background thread): offer its columns, apply a sample's config."""
         with self._lock:
-            self._frame = frame
+            self.columns.frame = frame
             if not self._apply_sample():
-                self._show_setup(self._config.get("setup") or {}, keep=False)
+                self.columns.show(self._config.get("setup") or {}, keep=False)
                 self._form_to_json()
             if self._name_suggested:
                 self._suggest_name()
@@ -490,17 +329,3 @@ def _sub_dict(config: Mapping[str, Any], key: str) -> dict[str, Any]:
 
 def _section(title: str) -> w.HTML:
     return w.HTML(f'<div style="font-weight:600;margin-top:6px">{esc(title)}</div>')
-
-
-def _wrap() -> w.Layout:
-    return w.Layout(flex_flow="row wrap", align_items="flex-start", width="100%")
-
-
-def _offer(dropdown: w.Dropdown, options: list[str], value: str) -> None:
-    options = list(options)
-    if value not in options:
-        options.append(value)
-    if list(dropdown.options) != options:
-        dropdown.options = options
-    if dropdown.value != value:
-        dropdown.value = value

@@ -17,8 +17,8 @@ from experimenthub.errors import ExperimentNotFound
 
 from .background import Runner
 from .data_source import DataSource
-from .experiment_list import queue_label
 from .lifecycle import Quiet
+from .list_table import queue_label
 from .style import STATE_COLORS, esc, fmt_number, table
 from .sweep import SweepControl
 
