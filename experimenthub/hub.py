@@ -227,7 +227,7 @@ class Hub:
 
         experiment = self._catalogue.get(name)
         current, train_data = experiment.trained(), experiment.train_data()
-        instances, chosen = sweeping.plan(current, params, metric)
+        instances, chosen = sweeping.plan(current, params, metric, self.settings.max_sweep_candidates)
         frame = instances[0].validate_data(train_data)
         self._sweeps.start(experiment, instances, frame, chosen)
         return experiment
@@ -330,7 +330,7 @@ class Hub:
 
     def _log_built(self, experiment: Experiment, folder: str, built: dict[str, str]) -> None:
         """Figures built on request join the experiment's run, written in the background."""
-        run_id = experiment.run_id
+        run_id = experiment.model_run_id  # not a newer training's run: these show the model in use
         if run_id is not None:
             self._runner.write_later(experiment, f"add figures {sorted(built)} to run {run_id}",
                                      lambda: records.log_figures(self._tracking, run_id, folder, built))

@@ -102,6 +102,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(100 * 1024 * 1024, ge=1)
     max_rows: int = Field(10_000_000, ge=1)
     max_experiments: int = Field(10_000, ge=1)
+    max_sweep_candidates: int = Field(500, ge=1)  # a grid of a few bytes can name millions of fits
     allow_unauthenticated: bool = False
 
     @field_validator("home", mode="after")

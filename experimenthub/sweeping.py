@@ -14,6 +14,7 @@ import copy
 import itertools
 import json
 import logging
+import math
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from . import records
 from .admission import JobQueue
 from .comparing import TAG_SWEEP, higher_is_better
-from .errors import DataError, ExperimentHubError, InvalidConfig
+from .errors import DataError, ExperimentHubError, InvalidConfig, LimitExceeded
 from .recovery import lease_tags
 from .runner import TrainingJob
 
@@ -40,19 +41,29 @@ log = logging.getLogger(__name__)
 TAG_PARENT = "mlflow.parentRunId"  # MLflow's own: the UI nests the candidates under the sweep
 
 
-def candidates(params: Any) -> list[dict[str, Any]]:
-    """Parameter sets from a list of dicts, or from a grid (a dict of lists: every combination)."""
+def candidates(params: Any, limit: int) -> list[dict[str, Any]]:
+    """Parameter sets from a list of dicts, or from a grid (a dict of lists: every combination); at
+    most ``limit`` of them (counted before any is made: a small grid can name millions)."""
     if isinstance(params, Mapping):
         if not params or not all(isinstance(v, list) and v for v in params.values()):
             raise InvalidConfig("a grid is a mapping of parameter name -> non-empty list of values", "params")
+        _check_count(math.prod(len(v) for v in params.values()), limit)
         names = list(params)
         return [dict(zip(names, values, strict=True)) for values in itertools.product(*params.values())]
     if isinstance(params, list) and params and all(isinstance(p, Mapping) for p in params):
+        _check_count(len(params), limit)
         return [dict(p) for p in params]
     raise InvalidConfig("give a list of parameter dicts, or a grid (a mapping of name -> list of values)", "params")
 
 
-def plan(current: ExperimentType, params: Any, metric: str | None) -> tuple[list[ExperimentType], str]:
+def _check_count(count: int, limit: int) -> None:
+    if count > limit:
+        raise LimitExceeded(f"the sweep has {count} candidates; at most {limit} are allowed "
+                            f"(setting max_sweep_candidates, EXPERIMENTHUB_MAX_SWEEP_CANDIDATES)")
+
+
+def plan(current: ExperimentType, params: Any, metric: str | None,
+         limit: int) -> tuple[list[ExperimentType], str]:
     """One type instance per candidate (the current config with its model params updated, and an
     evaluation section when the type needs one to rank), validated now; and the metric."""
     cls = type(current)
@@ -62,7 +73,7 @@ def plan(current: ExperimentType, params: Any, metric: str | None) -> tuple[list
         raise InvalidConfig(f"experiment type {cls.type_name!r} has no default metric to rank a sweep by; "
                             f"pass metric=", "metric")
     instances = []
-    for index, update in enumerate(candidates(params)):
+    for index, update in enumerate(candidates(params, limit)):
         candidate = copy.deepcopy(config)
         candidate["create_model"]["params"] = {**candidate["create_model"].get("params", {}), **update}
         try:

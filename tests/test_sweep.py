@@ -8,7 +8,7 @@ import pytest
 from helpers import never, wait_for
 from test_many import GatedModel
 
-from experimenthub import ExperimentHub, InvalidConfig
+from experimenthub import ExperimentHub, InvalidConfig, LimitExceeded
 
 CONFIG = {"setup": {"target": "value"}, "create_model": {"model_type": "Prophet", "params": {}},
           "evaluate": {"horizon": 10, "folds": 2}}
@@ -51,6 +51,9 @@ def test_sweep_refuses_bad_candidates_before_anything_starts(embedded_hub, daily
         embedded_hub.sweep("s", [{"changepoint_prior_scale": 0.1}, {"changepoint_prior_scale": -1}])
     with pytest.raises(InvalidConfig, match="grid"):
         embedded_hub.sweep("s", {"changepoint_prior_scale": []})
+    huge = {f"p{i}": list(range(10)) for i in range(8)}  # 10**8 candidates, counted before any is made
+    with pytest.raises(LimitExceeded, match="100000000 candidates.*MAX_SWEEP_CANDIDATES"):
+        embedded_hub.sweep("s", huge)
     assert embedded_hub.status("s").state == "ready" and len(embedded_hub.runs("s")) == runs
 
 

@@ -18,6 +18,9 @@ def test_evaluation_over_rest_and_without_a_backtest(served, daily_records):
     assert answer.status_code == 409 and "evaluate" in answer.json()["detail"]
     with pytest.raises(NotReady):
         hub.evaluation("no_backtest")
+    huge = requests.post(f"{server.url}/no_backtest/sweep",
+                         json={"params": {f"p{i}": list(range(10)) for i in range(8)}}, timeout=30)
+    assert huge.status_code == 413 and "MAX_SWEEP_CANDIDATES" in huge.json()["detail"]
     sweep = requests.post(f"{server.url}/no_backtest/sweep", json={"params": {"seasonality_mode": ["additive"]}},
                           timeout=60)
     assert sweep.status_code == 200
