@@ -67,7 +67,8 @@ class Experiment:
         self._stage = ""
         self._progress = 0.0
         self._error: str | None = None
-        self._run_id: str | None = None
+        self._run_id: str | None = None  # the latest run (a training's, as soon as it is open)
+        self._model_run_id: str | None = None  # the run of the model in use (figures, saves go there)
         self._exp_id: str | None = None
         self._started: dt.datetime | None = None
         self._ended: dt.datetime | None = None
@@ -126,6 +127,12 @@ class Experiment:
     @property
     def run_id(self) -> str | None:
         return self._run_id
+
+    @property
+    def model_run_id(self) -> str | None:
+        """The run of the model in use: differs from ``run_id`` while a new training's run is open
+        and after a training that failed or was stopped (its run holds no model)."""
+        return self._model_run_id
 
     @property
     def exp_id(self) -> str | None:
@@ -264,12 +271,12 @@ class Experiment:
         """``(run id, figures, predictions, last retrain check)`` for bringing the run up to date."""
         self._ensure_loaded()
         with self._lock:
-            if self._run_id is None:
+            if self._model_run_id is None:
                 raise NotReady(f"Experiment {self.name!r} has no MLflow run to save to")
             if self._tracking and self._tracking.startswith("failed"):
                 raise NotReady(f"The MLflow run of {self.name!r} could not be written ({self._tracking}); "
                                f"train again")
-            return self._run_id, dict(self._figures), self._predictions, self._retrain
+            return self._model_run_id, dict(self._figures), self._predictions, self._retrain
 
     def settled(self, tracked: bool = False) -> bool:
         """No job owns the experiment (with ``tracked``: and its run is not being written)."""
@@ -346,6 +353,7 @@ class Experiment:
                          evaluation=evaluation, figures=dict(figures), eda=dict(eda),
                          figure_names=list(figure_names), eda_names=list(eda_names), train_data=data,
                          predictions=None, new_rows=None, figures_stale=False, state="ready", stage="done",
+                         model_run_id=self._run_id,
                          progress=1.0, ended=now(), tracking="logging")
             state = self._state_event()
         return [state, Event("figures_updated", self.name, {"kind": "model", "names": list(figure_names)})]
@@ -455,7 +463,8 @@ class Experiment:
               train_data: pd.DataFrame, evaluation: Evaluation, figures: dict[str, str], eda: dict[str, str],
               figure_names: list[str], eda_names: list[str], predictions: pd.DataFrame | None, runs: int) -> None:
         self._update(type_instance=type_instance, model_type=_model_type_of(type_instance), state="ready",
-                     stage="loaded", progress=1.0, run_id=run_id, exp_id=exp_id, train_data=train_data,
+                     stage="loaded", progress=1.0, run_id=run_id, model_run_id=run_id, exp_id=exp_id,
+                     train_data=train_data,
                      evaluation=evaluation, figures=dict(figures), eda=dict(eda), figure_names=list(figure_names),
                      eda_names=list(eda_names), predictions=predictions, tracking="logged", started=started,
                      ended=now(), runs=runs)
@@ -469,7 +478,8 @@ class Experiment:
         keyword arguments of :meth:`restore` (the model, data, figures), called on first use."""
         experiment = cls(name, type_name, None, model_type)
         with experiment._lock:
-            experiment._update(state="ready", stage="stored", progress=1.0, run_id=run_id, exp_id=exp_id,
+            experiment._update(state="ready", stage="stored", progress=1.0, run_id=run_id, model_run_id=run_id,
+                               exp_id=exp_id,
                                started=started, tracking="logged", stored_metrics=dict(metrics),
                                figure_names=list(figure_names), eda_names=list(eda_names), loader=loader)
         return experiment

@@ -92,7 +92,7 @@ class Trainings:
             type_instance, inline = training_data.build(type(current), config)
         frame, batch = training_data.resolve(self._datastream, name, type_instance, data, inline, fallback,
                                              self._max_rows)
-        replaces = {comparing.TAG_REPLACES: experiment.run_id} if experiment.run_id else {}
+        replaces = {comparing.TAG_REPLACES: experiment.model_run_id} if experiment.model_run_id else {}
         self._runner.start(experiment, type_instance, frame, batch, "train", replaces)
         return experiment
 
@@ -108,8 +108,8 @@ class Trainings:
         type_instance = type(current)(current.config)
         frame = type_instance.validate_data(pd.concat(parts, ignore_index=True) if len(parts) > 1 else train)
         lineage = {comparing.TAG_TRIGGER: trigger, comparing.TAG_ROWS_ADDED: str(len(frame) - len(train))}
-        if experiment.run_id:
-            lineage[comparing.TAG_REPLACES] = experiment.run_id
+        if experiment.model_run_id:
+            lineage[comparing.TAG_REPLACES] = experiment.model_run_id
         self._runner.start(experiment, type_instance, frame, None, "retrain", lineage)
         return experiment
 

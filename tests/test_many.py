@@ -13,7 +13,7 @@ import pytest
 from helpers import never, wait_for
 from test_settings_and_registry import MeanModel
 
-from experimenthub import ExperimentHub, GroupsRejected, InvalidName
+from experimenthub import ExperimentHub, GroupsRejected, InvalidName, TrainingFailed
 
 PROPHET = {"setup": {"target": "y"}, "create_model": {"model_type": "Prophet", "params": {}}}
 
@@ -204,3 +204,18 @@ def test_concurrent_creates_from_threads(embedded_hub):
     assert errors == []
     statuses = embedded_hub.wait(list(embedded_hub.experiments), timeout=600, progress=False)
     assert len(statuses) == 12 and {s.state for s in statuses.values()} == {"ready"}
+
+
+def test_a_failed_training_leaves_saves_and_lineage_on_the_run_of_the_model_in_use(tmp_path):
+    with ExperimentHub(home=str(tmp_path / "home")) as hub:
+        hub.register_experiment_type("mean", MeanModel)
+        hub.create_experiment("m", "mean", {}, data=pd.DataFrame({"y": [1.0, 2.0, 6.0]}))
+        first = hub.wait("m", tracked=True).run_id
+        hub.train("m", data=pd.DataFrame({"x": [1.0, 2.0]}))  # no y: this fit fails, its run holds no model
+        with pytest.raises(TrainingFailed, match="KeyError"):
+            hub.wait("m", tracked=True)
+        assert hub.status("m").state == "failed" and hub.status("m").run_id != first
+        assert hub.save("m") == first  # the model's predictions and figures go to the model's own run
+        hub.train("m", data=pd.DataFrame({"y": [3.0, 4.0]}))
+        third = hub.wait("m", tracked=True).run_id
+        assert hub.tracking.get_run(third).tags["experimenthub.replaces"] == first
