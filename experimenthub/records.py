@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import logging
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from .experiments.base import ExperimentType
     from .plugins.protocols import RunInfo, TrackingPlugin
     from .registry import ExperimentTypeRegistry
+
+log = logging.getLogger(__name__)
 
 TAG_TYPE, TAG_MODEL, TAG_KIND = "experimenthub.type", "experimenthub.model_type", "experimenthub.kind"
 #: what a run is for: "model" (an experiment's training; what load, restore and compare take),
@@ -74,12 +77,25 @@ def start(tracking: TrackingPlugin, name: str, impl: ExperimentType, data: pd.Da
         TAG_TYPE: impl.type_name, TAG_MODEL: impl.config["create_model"]["model_type"], TAG_KIND: kind,
         TAG_ROLE: "model", **(tags or {}),
     })
-    tracking.log_params(run.run_id, impl.tracking_params())
-    tracking.log_files(run.run_id, {
-        "config.json": json.dumps(impl.config, indent=2, default=str),
-        "data/train.parquet": parquet_bytes(data),
-    })
+    try:
+        tracking.log_params(run.run_id, impl.tracking_params())
+        tracking.log_files(run.run_id, {
+            "config.json": json.dumps(impl.config, indent=2, default=str),
+            "data/train.parquet": parquet_bytes(data),
+        })
+    except BaseException:
+        abandon(tracking, run.run_id)
+        raise
     return run
+
+
+def abandon(tracking: TrackingPlugin, run_id: str) -> None:
+    """End a run that could not be written whole as FAILED (never raises): left RUNNING, it would
+    look alive for as long as this process is."""
+    try:
+        tracking.end_run(run_id, "FAILED")
+    except Exception:
+        log.warning("could not mark run %s FAILED", run_id, exc_info=True)
 
 
 def result_files(impl: ExperimentType, evaluation: Evaluation) -> dict[str, bytes | str]:

@@ -175,8 +175,12 @@ class Sweeps:
         run = self._tracking.start_run(name, f"{name}-sweep-{number}", {
             records.TAG_TYPE: first.type_name, records.TAG_MODEL: first.config["create_model"]["model_type"],
             records.TAG_KIND: "sweep", records.TAG_ROLE: "sweep", **lease_tags()})
-        self._tracking.log_params(run.run_id, {"metric": metric, "candidates": len(instances), "grid": json.dumps(
-            [i.config["create_model"]["params"] for i in instances], default=str)[:6000]})
+        try:
+            self._tracking.log_params(run.run_id, {"metric": metric, "candidates": len(instances), "grid": json.dumps(
+                [i.config["create_model"]["params"] for i in instances], default=str)[:6000]})
+        except BaseException:
+            records.abandon(self._tracking, run.run_id)
+            raise
         return run
 
     def _run_candidates(self, experiment: Experiment, job: SweepJob, instances: list[ExperimentType],
@@ -231,13 +235,18 @@ class Sweeps:
             run = self._tracking.start_run(name, f"{name}-candidate-{index}", {
                 records.TAG_TYPE: instance.type_name, records.TAG_MODEL: instance.config["create_model"]["model_type"],
                 records.TAG_KIND: "sweep", records.TAG_ROLE: "candidate", TAG_PARENT: parent.run_id,
-                "experimenthub.candidate": str(index)})
+                "experimenthub.candidate": str(index), **lease_tags()})
+        except ExperimentHubError as exc:
+            log.warning("could not record sweep candidate %d of %r: %s", index, name, exc)
+            return
+        try:
             self._tracking.log_params(run.run_id, instance.tracking_params())
             if output is not None:
                 self._tracking.log_metrics(run.run_id, output.evaluation.metrics)
             self._tracking.end_run(run.run_id, "FINISHED" if output is not None else "FAILED")
         except ExperimentHubError as exc:
             log.warning("could not record sweep candidate %d of %r: %s", index, name, exc)
+            records.abandon(self._tracking, run.run_id)
 
 
 def _ignore(kind: str, payload: Any) -> None:
