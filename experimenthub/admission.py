@@ -22,7 +22,12 @@ class Ticket:
         self.on_start = start
         self.on_drop = dropped
         self.number = number  # the order of arrival
-        self.state = "waiting"  # waiting -> running -> released, or waiting -> dropped
+        self.state = "new"  # new -> waiting -> running -> released; new or waiting -> dropped
+
+    def forget_callbacks(self) -> None:
+        """Called once: what the call-backs hold (a job's data, its queue batch) is not kept with
+        the ticket for as long as the experiment keeps its last job."""
+        self.on_start = self.on_drop = _nothing
 
 
 class JobQueue:
@@ -48,8 +53,11 @@ class JobQueue:
             return Ticket(start, dropped, next(self._counter))
 
     def enter(self, ticket: Ticket) -> None:
-        """Queue a ticket; it starts now if a slot is free."""
+        """Queue a ticket; it starts now if a slot is free. A ticket dropped before it entered stays out."""
         with self._lock:
+            if ticket.state != "new":
+                return
+            ticket.state = "waiting"
             self._waiting.append(ticket)
             self._numbers.append(ticket.number)
             ready = self._admit()
@@ -69,14 +77,17 @@ class JobQueue:
             return bisect.bisect_left(self._numbers, ticket.number)
 
     def cancel(self, ticket: Ticket) -> bool:
-        """Drop a waiting ticket (its ``dropped`` call-back runs); False when it had started already."""
+        """Drop a ticket not started yet, queued or not (its ``dropped`` call-back runs); False when
+        it had started already or was dropped before."""
         with self._lock:
-            if ticket.state != "waiting":
+            if ticket.state not in ("new", "waiting"):
                 return False
-            self._waiting.remove(ticket)
-            del self._numbers[bisect.bisect_left(self._numbers, ticket.number)]
+            if ticket.state == "waiting":
+                self._waiting.remove(ticket)
+                del self._numbers[bisect.bisect_left(self._numbers, ticket.number)]
             ticket.state = "dropped"
         ticket.on_drop()
+        ticket.forget_callbacks()
         return True
 
     def release(self, ticket: Ticket) -> None:
@@ -107,3 +118,8 @@ class JobQueue:
     def _start_all(tickets: list[Ticket]) -> None:
         for ticket in tickets:
             ticket.on_start()
+            ticket.forget_callbacks()
+
+
+def _nothing() -> None:
+    pass

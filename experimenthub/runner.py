@@ -48,6 +48,8 @@ class TrainingJob:
         # the ticket is ours before it enters the queue: a job that starts and ends at once (stopped
         # before it began) must find it to give its slot back
         self._ticket = self._queue.ticket(self._starting(start), dropped)
+        if self.cancelled:  # stopped (or deleted) while it was being queued: it never enters
+            self._queue.cancel(self._ticket)
         self._queue.enter(self._ticket)
 
     def _starting(self, start: Callable[[], None]) -> Callable[[], None]:

@@ -219,3 +219,21 @@ def test_a_failed_training_leaves_saves_and_lineage_on_the_run_of_the_model_in_u
         hub.train("m", data=pd.DataFrame({"y": [3.0, 4.0]}))
         third = hub.wait("m", tracked=True).run_id
         assert hub.tracking.get_run(third).tags["experimenthub.replaces"] == first
+
+
+def test_a_job_stopped_while_it_is_being_queued_never_starts(gated_hub, tmp_path):
+    """A subscriber sees the job queued before the job enters the queue (events are published
+    first); a stop from there must keep it out, not let it start later and open a run."""
+    (tmp_path / "open").touch()
+    starts_seen = starts(gated_hub)
+
+    def stop_on_queue(event):
+        if event.name == "early" and event.data.get("status", {}).get("stage") == "queued":
+            gated_hub.stop_training("early")
+    gated_hub.subscribe(stop_on_queue, ["state_changed"])
+    data = pd.DataFrame({"y": [1.0, 2.0]})
+    gated_hub.create_experiment("early", "gated", {"gate": str(tmp_path / "open")}, data=data)
+    gated_hub.create_experiment("after", "gated", {"gate": str(tmp_path / "open")}, data=data)
+    assert gated_hub.wait("after", timeout=60).state == "ready"  # one slot: "early" would have gone first
+    assert gated_hub.status("early").state == "stopped" and "early" not in starts_seen
+    assert gated_hub.runs("early") == [] and gated_hub.status("early").queue_position is None
