@@ -206,7 +206,7 @@ class DaskWork:
             self._cancelled = True
             future, started = self._future, self._where is not None
         self._messages.put(_DONE)
-        if future is not None:
+        if future is not None and not future.done():  # an ended task has nothing to stop
             threading.Thread(target=self._stop_remote, args=(future, started),
                              name=f"experimenthub-dask-cancel-{self._key}", daemon=True).start()
 

@@ -388,9 +388,9 @@ class Experiment:
         job can take it."""
         with self._lock:
             self._retired = True
-            if self._job is not None:
-                self._job.cancel()
-            if self.busy:
+            if self.busy:  # a job that ended has nothing to stop (on Dask a cancel costs a scheduler event)
+                if self._job is not None:
+                    self._job.cancel()
                 self._update(state="stopped")
 
     # -- transitions of a trained model ----------------------------------------------------------
