@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import comparing, training_data
-from .errors import ExperimentHubError, GroupsRejected, NoData
+from .errors import ExperimentHubError, ExperimentNotFound, GroupsRejected, NoData
 from .experiment import Experiment
 
 if TYPE_CHECKING:
@@ -79,9 +79,14 @@ class Trainings:
         if problems:
             raise GroupsRejected(problems)
         self._publish(self._catalogue.register([experiment for experiment, _ in prepared]))
+        started = []
         for experiment, frame in prepared:
-            self._runner.start(experiment, experiment.type_instance, frame, None, "train")
-        return [experiment for experiment, _ in prepared]
+            try:
+                self._runner.start(experiment, experiment.type_instance, frame, None, "train")
+            except ExperimentNotFound:  # deleted meanwhile: the others still start
+                continue
+            started.append(experiment)
+        return started
 
     def train(self, name: str, config: Mapping[str, Any] | None, data: Any) -> Experiment:
         experiment = self._catalogue.get(name)
