@@ -50,7 +50,11 @@ def split(data: Any, by: str | None, prefix: str = "") -> dict[str, pd.DataFrame
     if frame[by].isna().any():
         raise DataError(f"column {by!r} (by) has {int(frame[by].isna().sum())} missing value(s); every row "
                         f"needs a group", by)
-    values = list(pd.unique(frame[by]))
+    try:
+        values = list(pd.unique(frame[by]))
+    except TypeError:  # lists or mappings in the column: they cannot name a group
+        raise DataError(f"column {by!r} (by) must hold plain values (text or numbers) to name the groups; "
+                        f"it holds lists or objects", by) from None
     _check_clashes([(name_for(value, prefix), value) for value in values])
     return {name_for(value, prefix): part.drop(columns=[by]).reset_index(drop=True)
             for value, part in frame.groupby(by, sort=False)}

@@ -38,6 +38,10 @@ def test_create_experiments_stop_delete_and_compare_over_rest(served, daily_reco
     groups = {"g_a": daily_records[:100], "g_b": [{"ds": "2024-01-01", "value": "x"}]}
     refused = requests.post(f"{url}/create_experiments/time_series", json={**PROPHET, "groups": groups}, timeout=60)
     assert refused.status_code == 400 and "g_b" in refused.json()["detail"] and "g_a" not in hub.experiments
+    listed = [{**record, "store": [1]} for record in daily_records[:5]]  # lists cannot name groups
+    refused = requests.post(f"{url}/create_experiments/time_series", json={**PROPHET, "data": listed, "by": "store"},
+                            timeout=60)
+    assert refused.status_code == 400 and "plain values" in refused.json()["detail"]
 
     statuses = hub.wait(names, timeout=600, tracked=True, progress=False)
     assert {s.state for s in statuses.values()} == {"ready"}
