@@ -6,6 +6,8 @@ Rows:
 * Prophet, 510 daily rows (Prophet's own test data) and 8,759 hourly rows: the hub's
   ``create_experiment`` until ``ready`` (and until its MLflow run is fully logged) against bare
   ``Prophet().fit()`` + ``predict()`` over history and horizon + the same figures (model and EDA).
+  The hub defers its figures to their first request by default; a second hub with
+  ``defer_figures=False`` does exactly the bare work (figures built during training).
 * PCA fault detection on TEP (500 x 52): the hub against the same experiment class used directly
   (fit with its out-of-fold limits + figures), and a minimal bare scikit-learn pipeline.
 * ``import experimenthub`` and ``ExperimentHub()`` (fresh interpreters), and stop latency during a
@@ -109,8 +111,9 @@ def main() -> None:
     from experimenthub.experiments.fault_detection import FaultDetectionExperiment
 
     rows = []
-    with tempfile.TemporaryDirectory() as home, ExperimentHub(home=home) as hub:
-        time.sleep(3)  # let the hub's warm-up (worker server, MLflow schema) finish, as in a notebook
+    with tempfile.TemporaryDirectory() as home, ExperimentHub(home=home) as hub, \
+            ExperimentHub(home=f"{home}/eager", defer_figures=False) as eager:
+        time.sleep(3)  # let the hubs' warm-up (worker server, MLflow schema) finish, as in a notebook
         daily = datasets.load("prophet_daily")
         hourly = datasets.load("seattle_temps_hourly_2010")
         for label, data, target, horizon, freq in (("Prophet, 510 daily rows", daily, "y", 30, "D"),
@@ -121,6 +124,11 @@ def main() -> None:
                 args.repeats, lambda d=data, h=horizon, f=freq: bare_prophet(d, {}, h, f),
                 lambda i, c=config, d=data, lab=label: hub_run(hub, f"ts{len(d)}_{i}", "time_series", c, d))
             rows.append([label, bare, ready, ready / bare, logged, logged / bare])
+            bare, ready, logged = interleaved(  # the same work as bare: figures built during training
+                args.repeats, lambda d=data, h=horizon, f=freq: bare_prophet(d, {}, h, f),
+                lambda i, c=config, d=data, lab=label: hub_run(eager, f"ts{len(d)}_{i}", "time_series", c, d))
+            rows.append(["  figures built in training (defer_figures=False)", bare, ready, ready / bare, logged,
+                         logged / bare])
 
         train = datasets.load("tep_normal_train")
         config = {"setup": {"ds": "ds"}, "create_model": {"model_type": "PCA", "params": {}}}
