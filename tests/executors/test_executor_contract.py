@@ -27,8 +27,10 @@ from experimenthub.jobs import warm_up
 
 LONG = {"setup": {"target": "temp_f"},
         "create_model": {"model_type": "Prophet", "params": {"mcmc_samples": 300}}}
+# a few seconds of sampling on 30 days of hours: long enough for the test to see its CmdStan and kill
+# the worker mid-fit (20 samples took 0.2 s on a fast machine, and the poll could miss it entirely)
 SHORT_MCMC = {"setup": {"target": "temp_f"},
-              "create_model": {"model_type": "Prophet", "params": {"mcmc_samples": 20}}}
+              "create_model": {"model_type": "Prophet", "params": {"mcmc_samples": 100}}}
 ADDRESS = re.compile(r"^tcp://127\.0\.0\.1:\d+$")
 
 
@@ -101,8 +103,14 @@ def worker_pids(client) -> dict[str, int]:
     return client.run(os.getpid)
 
 
-def new_fit(before: set[int]) -> list[psutil.Process]:
-    return wait_for(lambda: [p for p in stan_processes() if p.pid not in before], 120, "CmdStan to run")
+def new_fit(before: set[int], hub: ExperimentHub | None = None, name: str = "") -> list[psutil.Process]:
+    """The CmdStan processes of a fit started since ``before`` (with ``hub``: failing at once, with
+    the experiment's status, if it ends before one is seen)."""
+    def started() -> list[psutil.Process]:
+        if hub is not None and hub.status(name).state != "training":
+            raise AssertionError(f"{name!r} ended before its CmdStan was seen: {hub.status(name)}")
+        return [p for p in stan_processes() if p.pid not in before]
+    return wait_for(started, 120, "CmdStan to run")
 
 
 def test_trains_to_ready_with_progress_and_says_where(hub, kind, daily, request):
@@ -216,7 +224,7 @@ def test_a_job_runs_again_when_its_worker_dies_and_ends_ready(hub, kind, hourly,
     client = request.getfixturevalue("dask_client")
     before = {p.pid for p in stan_processes()}
     hub.create_experiment("survivor", "time_series", SHORT_MCMC, data=hourly.iloc[: 24 * 30])
-    new_fit(before)
+    new_fit(before, hub, "survivor")
     first = hub.status("survivor").executor
     os.kill(worker_pids(client)[first], signal.SIGKILL)
     status = hub.wait("survivor", timeout=300)
