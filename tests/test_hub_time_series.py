@@ -151,7 +151,7 @@ def test_backtest_metrics_reach_status_and_the_run(embedded_hub, daily):
     from experimenthub.experiments.time_series import TimeSeriesExperiment
 
     config = copy.deepcopy(SEED_CONFIG)
-    config["evaluate"] = {"horizon": 5, "folds": 2}
+    config["evaluate"] = {"horizon": 5, "folds": 2, "workers": 2}  # folds fitted in processes of the job
     events = []
     embedded_hub.subscribe(events.append, kinds=["progress"])
     embedded_hub.create_experiment("sales", "time_series", config, data=daily)
@@ -161,7 +161,8 @@ def test_backtest_metrics_reach_status_and_the_run(embedded_hub, daily):
     assert {"cv_mae", "cv_rmse", "cv_mape", "cv_smape", "cv_coverage", "cv_mase", "cv_rel_mae",
             "baseline_cv_mae"} <= set(cv)
     assert "backtest" in [e.data["stage"] for e in events]
-    assert embedded_hub.cfg("sales")["evaluate"] == {"horizon": 5, "folds": 2, "seasonality": None}
+    assert embedded_hub.cfg("sales")["evaluate"] == {"horizon": 5, "folds": 2, "seasonality": None,
+                                                             "workers": 2}
     assert TimeSeriesExperiment.expected_false_alarm_rate(embedded_hub.cfg("sales")) == pytest.approx(0.01)
 
     run = embedded_hub.tracking.get_run(status.run_id)

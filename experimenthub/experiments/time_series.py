@@ -7,7 +7,7 @@ Config::
      "create_model": {"model_type": "Prophet", "params": {...Prophet(...) arguments...}},
      "forecast": {"horizon": 30, "freq": null, "seed": 0},
      "anomaly": {"rule": "interval", "interval_width": 0.99, "k": null},
-     "evaluate": {"horizon": 30, "folds": 3, "seasonality": null},   # optional: a backtest
+     "evaluate": {"horizon": 30, "folds": 3, "seasonality": null, "workers": 1},  # optional: a backtest
      "retrain": {"metric": "mape", "threshold": 0.2, "window": 100}}
 
 Forecasts follow the data's own calendar (:mod:`.timeseries_calendar`): without ``forecast.freq``
@@ -27,8 +27,8 @@ interval_width`` (for an explicit ``k``: the two-sided normal tail beyond it): s
 ``evaluate`` (absent: no backtest) runs a rolling-origin backtest with ``folds`` folds of
 ``horizon`` rows of the data's calendar and scores a seasonal-naive baseline on the same folds
 (:mod:`.timeseries_backtest`; ``seasonality``: the baseline's season in rows, default from the
-calendar). Its metrics are ``cv_*``, ``baseline_cv_*`` and ``cv_rel_mae``; the per-fold table is
-:attr:`Evaluation.backtest`.
+calendar; ``workers``: folds fitted at once, in forked processes of the training job). Its metrics
+are ``cv_*``, ``baseline_cv_*`` and ``cv_rel_mae``; the per-fold table is :attr:`Evaluation.backtest`.
 
 Uncertainty sampling is seeded (``forecast.seed``) so that the same model gives the same intervals
 in any process.
@@ -188,7 +188,8 @@ class TimeSeriesExperiment(ExperimentType):
             seed = self.config["forecast"]["seed"]
             backtest, scores = timeseries_backtest.run(
                 model, evaluate["horizon"], evaluate["folds"], self._season(calendar),
-                lambda m, rows: seeded_predict(m, rows, seed), progress, start=0.35, end=0.8)
+                lambda m, rows: seeded_predict(m, rows, seed), progress, start=0.35, end=0.8,
+                workers=evaluate["workers"])
             metrics.update(scores)
         return Evaluation(frame=frame, metrics=metrics, backtest=backtest)
 

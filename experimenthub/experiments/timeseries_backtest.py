@@ -15,6 +15,12 @@ FPP3 5.5: ``sigma * sqrt(seasons ahead)``, sigma from its in-sample residuals) a
 ``interval_width``. MASE scales each fold's errors by the in-sample MAE of the seasonal-naive
 forecast on that fold's training rows (Hyndman & Koehler 2006).
 
+Folds are independent: with ``workers`` > 1 they are fitted in that many forked processes at once
+(as ``cross_validation(parallel="processes")`` does), children of the training job's own process
+group, so a stop kills them with it. Forking is safe only in a single-threaded process (a job of
+the worker server is one); elsewhere (a type trained in a thread of the kernel) the folds run one
+after another.
+
 Metrics that cannot be computed are left out, never NaN (JSON answers refuse NaN): MAPE when a
 value is (nearly) zero, as ``performance_metrics`` does; coverage without uncertainty samples; MASE
 when the naive in-sample error is zero.
@@ -22,7 +28,9 @@ when the naive in-sample error is zero.
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 from collections.abc import Callable
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
@@ -33,6 +41,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .base import Progress
+
+log = logging.getLogger(__name__)
 
 TABLE_COLUMNS = ("fold", "cutoff", "step", "ds", "y", "yhat", "yhat_lower", "yhat_upper", "baseline",
                  "baseline_lower", "baseline_upper")
@@ -57,23 +67,55 @@ def check_rows(rows: int, horizon: int, folds: int, season: int) -> None:
 
 def run(model: Any, horizon: int, folds: int, season: int,
         predict: Callable[[Any, pd.DataFrame], pd.DataFrame], progress: Progress,
-        start: float = 0.0, end: float = 1.0) -> tuple[pd.DataFrame, dict[str, float]]:
+        start: float = 0.0, end: float = 1.0, workers: int = 1) -> tuple[pd.DataFrame, dict[str, float]]:
     """Backtest the fitted Prophet ``model``: the per-fold, per-step table and the metrics.
 
     ``predict(m, frame)`` forecasts with a fold's model (the caller seeds the sampling);
-    ``progress`` is told after each fold, moving from ``start`` to ``end``."""
-    import numpy as np
+    ``progress`` is told after each fold, moving from ``start`` to ``end``; ``workers`` > 1 fits
+    that many folds at once in forked processes (where forking is safe)."""
     import pandas as pd
-    from prophet.diagnostics import prophet_copy
 
     history = model.history.reset_index(drop=True)  # sorted, NaN targets dropped: Prophet's own rows
-    n = len(history)
-    check_rows(n, horizon, folds, season)
-    level = float(model.interval_width)
-    parts = []
-    scales = []
-    for i, k in enumerate(range(folds, 0, -1)):  # oldest fold first
-        train_end = n - k * horizon
+    check_rows(len(history), horizon, folds, season)
+    job = _Folds(model, history, horizon, season, predict)
+    order = list(range(folds, 0, -1))  # oldest fold first
+    parts: dict[int, pd.DataFrame] = {}
+
+    def done(k: int, part: pd.DataFrame) -> None:
+        parts[k] = part
+        progress("backtest", start + (end - start) * len(parts) / folds)
+
+    processes = min(int(workers), folds)
+    if processes > 1 and threading.active_count() > 1:
+        log.info("backtest folds run one after another: this process has threads, so it may not fork")
+        processes = 1
+    if processes > 1:
+        _in_processes(job, order, processes, done)
+    else:
+        for k in order:
+            done(k, job.fold(k))
+    table = pd.concat([parts[k] for k in order], ignore_index=True)
+    metrics = {f"cv_{k}": v for k, v in scores(table, "yhat").items()}
+    metrics.update({f"baseline_cv_{k}": v for k, v in scores(table, "baseline").items()})
+    if metrics.get("baseline_cv_mae", 0) > 0:
+        metrics["cv_rel_mae"] = metrics["cv_mae"] / metrics["baseline_cv_mae"]
+    return table.drop(columns="_scale")[list(TABLE_COLUMNS)], metrics
+
+
+class _Folds:
+    """One backtest's folds: :meth:`fold` fits and scores fold k (in this process or a forked one)."""
+
+    def __init__(self, model: Any, history: pd.DataFrame, horizon: int, season: int,
+                 predict: Callable[[Any, pd.DataFrame], pd.DataFrame]) -> None:
+        self.model, self.history, self.horizon, self.season, self.predict = model, history, horizon, season, predict
+
+    def fold(self, k: int) -> pd.DataFrame:
+        import numpy as np
+        import pandas as pd
+        from prophet.diagnostics import prophet_copy
+
+        model, history, horizon = self.model, self.history, self.horizon
+        train_end = len(history) - k * horizon
         cutoff = history["ds"].iloc[train_end - 1]
         train, test = history.iloc[:train_end], history.iloc[train_end:train_end + horizon]
         fold_model = prophet_copy(model, cutoff)
@@ -83,12 +125,11 @@ def run(model: Any, horizon: int, folds: int, season: int,
         fold_model.fit(train, **model.fit_kwargs)
         # the fold model's own needs: fitted on Prophet's history frame, which holds a 'floor'
         # column, a logistic copy learns a floor the full model did not have (as in cross_validation)
-        forecast = predict(fold_model, test[_input_columns(fold_model)])
+        forecast = self.predict(fold_model, test[_input_columns(fold_model)])
         if fold_model.stan_backend is not None:
             fold_model.stan_backend.cleanup()
         y_train = train["y"].to_numpy(dtype=float)
-        naive, lower, upper, scale = seasonal_naive(y_train, len(test), season, level)
-        scales.append(scale)
+        naive, lower, upper, scale = seasonal_naive(y_train, len(test), self.season, float(model.interval_width))
         part = pd.DataFrame({
             "fold": k, "cutoff": cutoff, "step": np.arange(1, len(test) + 1),
             "ds": test["ds"].to_numpy(), "y": test["y"].to_numpy(dtype=float),
@@ -97,14 +138,32 @@ def run(model: Any, horizon: int, folds: int, season: int,
             "baseline": naive, "baseline_lower": lower, "baseline_upper": upper,
         })
         part["_scale"] = scale
-        parts.append(part)
-        progress("backtest", start + (end - start) * (i + 1) / folds)
-    table = pd.concat(parts, ignore_index=True)
-    metrics = {f"cv_{k}": v for k, v in scores(table, "yhat").items()}
-    metrics.update({f"baseline_cv_{k}": v for k, v in scores(table, "baseline").items()})
-    if metrics.get("baseline_cv_mae", 0) > 0:
-        metrics["cv_rel_mae"] = metrics["cv_mae"] / metrics["baseline_cv_mae"]
-    return table.drop(columns="_scale")[list(TABLE_COLUMNS)], metrics
+        return part
+
+
+_forked: _Folds | None = None  # the backtest a forked fold process works on (inherited, not pickled)
+
+
+def _fold_in_child(k: int) -> pd.DataFrame:
+    assert _forked is not None
+    return _forked.fold(k)
+
+
+def _in_processes(job: _Folds, order: list[int], processes: int, done: Callable[[int, pd.DataFrame], None]) -> None:
+    """Fit the folds in ``processes`` forked processes: they inherit the model (nothing is pickled
+    but the fold numbers and the result tables)."""
+    import concurrent.futures
+    import multiprocessing
+
+    global _forked
+    _forked = job
+    try:
+        with concurrent.futures.ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = {pool.submit(_fold_in_child, k): k for k in order}
+            for future in concurrent.futures.as_completed(futures):
+                done(futures[future], future.result())
+    finally:
+        _forked = None
 
 
 def seasonal_naive(y: Any, horizon: int, season: int, level: float) -> tuple[Any, Any, Any, float]:

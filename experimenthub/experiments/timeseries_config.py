@@ -115,7 +115,7 @@ def parse(config: Any, model_types: Iterable[str], retrain_metrics: Iterable[str
 
 
 def parse_evaluate(section: dict[str, Any], forecast_horizon: int) -> dict[str, Any]:
-    check_keys(section, ("horizon", "folds", "seasonality"), "evaluate")
+    check_keys(section, ("horizon", "folds", "seasonality", "workers"), "evaluate")
     horizon = number(section, "horizon", "evaluate", forecast_horizon or None, low=1, high=1_000_000,
                      integer=True)
     if horizon is None:
@@ -125,6 +125,8 @@ def parse_evaluate(section: dict[str, Any], forecast_horizon: int) -> dict[str, 
         "horizon": horizon,
         "folds": number(section, "folds", "evaluate", 3, low=1, high=1000, integer=True),
         "seasonality": number(section, "seasonality", "evaluate", None, low=1, high=1_000_000, integer=True),
+        # folds fitted at once, in forked processes of the training job (1: one after another)
+        "workers": number(section, "workers", "evaluate", 1, low=1, high=64, integer=True),
     }
 
 

@@ -255,6 +255,52 @@ def test_backtest_matches_prophet_cross_validation(daily):
     json.dumps(m, allow_nan=False)
 
 
+FOLDS_IN_PROCESSES = """
+import json, os, sys, threading
+import pandas as pd
+from experimenthub import datasets
+from experimenthub.experiments import timeseries_backtest
+from experimenthub.experiments.time_series import TimeSeriesExperiment, seeded_predict
+
+assert threading.active_count() == 1  # as in a job of the worker server: forking is safe
+config = {"setup": {"target": "y"}, "create_model": {"model_type": "Prophet", "params": {}},
+          "forecast": {"horizon": 10}}
+experiment = TimeSeriesExperiment(config)
+experiment.fit(experiment.validate_data(datasets.load("prophet_daily")), lambda *_: None)
+pids, progress = sys.argv[1], []
+
+def predict(model, rows):
+    with open(pids, "a") as out:
+        out.write(f"{os.getpid()}\\n")
+    return seeded_predict(model, rows, 0)
+
+tables = {}
+for workers in (1, 2):
+    tables[workers], metrics = timeseries_backtest.run(experiment.model, 10, 3, 5, predict,
+                                                       lambda stage, f: progress.append(f), workers=workers)
+pd.testing.assert_frame_equal(tables[1], tables[2])
+print(json.dumps({"parent": os.getpid(), "progress": progress, "metrics": metrics}))
+"""
+
+
+def test_backtest_folds_in_forked_processes_equal_the_folds_one_after_another(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    pids = tmp_path / "pids"
+    out = subprocess.run([sys.executable, "-c", FOLDS_IN_PROCESSES, str(pids)], capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    seen = [int(line) for line in pids.read_text().split()]
+    serial, forked = seen[:3], seen[3:]
+    assert set(serial) == {result["parent"]}  # workers=1: in the process itself
+    assert len(forked) == 3 and result["parent"] not in forked  # workers=2: in forked children
+    assert result["progress"][3:] == pytest.approx([1 / 3, 2 / 3, 1.0])  # a report per fold as it ends
+    assert "cv_mae" in result["metrics"]
+
+
 def test_backtest_of_logistic_growth_matches_prophet(daily):
     """Prophet's history frame carries a 'floor' column: a fold's copy fitted on it learns a floor
     (so it must be given one to predict), as in cross_validation."""
@@ -327,7 +373,7 @@ def test_no_evaluate_section_means_no_backtest(daily):
     assert "evaluate" not in TimeSeriesExperiment.parse_config(with_(DEFAULT, evaluate={}))
     assert "evaluate" not in TimeSeriesExperiment.parse_config(with_(DEFAULT, evaluate=None))
     parsed = TimeSeriesExperiment.parse_config(with_(DEFAULT, forecast={"horizon": 12}, evaluate={"folds": 4}))
-    assert parsed["evaluate"] == {"horizon": 12, "folds": 4, "seasonality": None}
+    assert parsed["evaluate"] == {"horizon": 12, "folds": 4, "seasonality": None, "workers": 1}
     _, evaluation = fit(DEFAULT, daily.tail(60))
     assert evaluation.backtest is None and not any(k.startswith(("cv_", "baseline_")) for k in evaluation.metrics)
 
