@@ -105,7 +105,7 @@ class Hub:
         self._streams_lock = threading.Lock()
         self._streams: Streaming | None = None  # watchers, made on the first watch()
         self._health = HealthCheck(lambda: {"mlops": self._tracking.health(), "datastream": self._datastream.health(),
-                                            "executor": self._executor.health()})
+                                            "executor": self._executor_health()})
         if warm_up:
             threading.Thread(target=self._warm_up, name="experimenthub-warm-up", daemon=True).start()
         _open_hubs.add(self)
@@ -396,6 +396,12 @@ class Hub:
         return self._persistence.restore(names)
 
     # -- plugins -----------------------------------------------------------------------------------
+    def _executor_health(self) -> dict[str, Any]:
+        """The executor's health with the training queue: running, waiting, and how many may run."""
+        health = self._executor.health()
+        trainings = {**self._queue.counts(), "capacity": self._queue.capacity}
+        return {**health, "details": {**health.get("details", {}), "trainings": trainings}}
+
     def health(self, max_age: float | None = None) -> dict[str, Any]:
         """The seed's ``/health``: ``{"mlops": {...}, "datastream": {...}}`` (and ``"executor"``), from
         the last probe of the plugins; a probe older than ``max_age`` s (default 1) is refreshed in the

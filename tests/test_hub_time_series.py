@@ -149,6 +149,7 @@ def test_hub_is_safe_from_many_threads(embedded_hub, daily):
 def test_backtest_metrics_reach_status_and_the_run(embedded_hub, daily):
     from experimenthub import records
     from experimenthub.experiments.time_series import TimeSeriesExperiment
+    from experimenthub.registry import ExperimentTypeRegistry
 
     config = copy.deepcopy(SEED_CONFIG)
     config["evaluate"] = {"horizon": 5, "folds": 2, "workers": 2}  # folds fitted in processes of the job
@@ -167,7 +168,7 @@ def test_backtest_metrics_reach_status_and_the_run(embedded_hub, daily):
 
     run = embedded_hub.tracking.get_run(status.run_id)
     assert run.metrics["cv_mae"] == pytest.approx(cv["cv_mae"]) and run.params["evaluate.folds"] == "2"
-    restored = records.restore(embedded_hub.tracking, embedded_hub._types, "sales", status.run_id)
+    restored = records.restore(embedded_hub.tracking, ExperimentTypeRegistry(), "sales", status.run_id)
     table = restored.evaluation.backtest
     assert len(table) == 10 and set(table["fold"]) == {1, 2} and (table["ds"].dt.day_of_week < 5).all()
     assert restored.impl.learned["calendar"]["freq"] == "B"

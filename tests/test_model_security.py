@@ -32,6 +32,7 @@ from experimenthub.api.errors import status_for
 from experimenthub.experiments.fault_detection import FaultDetectionExperiment
 from experimenthub.experiments.time_series import TimeSeriesExperiment
 from experimenthub.model_formats import FAULT_DETECTION_SKOPS, load_prophet, load_sklearn, skops_nodes
+from experimenthub.registry import ExperimentTypeRegistry
 
 NAME = "plant"
 PCA_CONFIG = {"setup": {"ds": "ds"}, "create_model": {"model_type": "PCA", "params": {}}}
@@ -387,16 +388,16 @@ def test_trust_pickles_loads_a_pickle_with_a_warning(store, tep, caplog):
     exp = fitted_fault(small_tep(tep, 52, rows=500), "PCA")
     run_id = plant(store, "trusted", lambda d: pickled_sklearn(d, exp.model, "pickle"))
     with pytest.raises(UnsafeModel):
-        persistence.load(store.hub._tracking, store.hub._types, NAME, run_id)
+        persistence.load(store.hub.tracking, ExperimentTypeRegistry(), NAME, run_id)
     with caplog.at_level(logging.WARNING, logger="experimenthub.model_formats"):
-        experiment, _ = persistence.load(store.hub._tracking, store.hub._types, NAME, run_id, trust_pickles=True)
+        experiment, _ = persistence.load(store.hub.tracking, ExperimentTypeRegistry(), NAME, run_id, trust_pickles=True)
     warnings = [r for r in caplog.records if r.name == "experimenthub.model_formats"]
     assert len(warnings) == 1 and warnings[0].levelno == logging.WARNING
     assert run_id in warnings[0].getMessage() and "'pickle'" in warnings[0].getMessage()
     new = tep["idv01_test"].head(100)
     pd.testing.assert_frame_equal(experiment.type_instance.predict(new), exp.predict(new))
     with pytest.raises(UnsafeModel):  # trust_pickles lifts pickles only
-        persistence.load(store.hub._tracking, store.hub._types, NAME,
+        persistence.load(store.hub.tracking, ExperimentTypeRegistry(), NAME,
                          plant(store, "trusted-eval", lambda d: crafted_skops(d, store.tmp / "m")), trust_pickles=True)
     assert not (store.tmp / "m").exists()
 

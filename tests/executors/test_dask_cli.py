@@ -63,7 +63,8 @@ def test_a_hub_trains_on_a_cluster_given_by_address(cli_cluster, tmp_path, daily
     from distributed import Client
 
     with ExperimentHub(home=str(tmp_path / "home"), executor="dask", dask_address=cli_cluster) as hub:
-        assert hub._queue.capacity == 2  # the cluster's worker threads: max_trainings was not set
+        trainings = hub.health(max_age=0)["executor"]["details"]["trainings"]
+        assert trainings["capacity"] == 2  # the cluster's worker threads: max_trainings was not set
         hub.create_experiment("sales", "time_series", SEED_CONFIG, data=daily)
         status = hub.wait("sales", timeout=300)
         assert status.state == "ready" and ADDRESS.match(status.executor)
@@ -86,7 +87,8 @@ hub = ExperimentHub(home={home!r}, executor="dask")
 data = datasets.load("prophet_daily").rename(columns={{"y": "value"}})
 hub.create_experiment("sales", "time_series", config, data=data)
 status = hub.wait("sales", timeout=300)
-print(json.dumps({{"state": status.state, "executor": status.executor, "capacity": hub._queue.capacity,
+trainings = hub.health(max_age=0)["executor"]["details"]["trainings"]
+print(json.dumps({{"state": status.state, "executor": status.executor, "capacity": trainings["capacity"],
                   "started": [p.pid for p in psutil.Process().children(recursive=True)]}}), flush=True)
 """
 
