@@ -1,4 +1,4 @@
-"""Helpers for the benchmark scripts: repeated timing, medians, and a plain-text table."""
+"""Helpers for the benchmark scripts: repeated timing, medians, a plain-text table, stop latency."""
 
 from __future__ import annotations
 
@@ -38,3 +38,19 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def time_stop(hub, name: str, running: Callable[[], list], timeout: float = 120.0) -> tuple[float, float]:
+    """Once ``running()`` lists the fit's CmdStan processes: s of ``hub.stop_training(name)`` itself,
+    and s until those processes are gone."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while not (processes := running()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    start = time.perf_counter()
+    hub.stop_training(name)
+    call = time.perf_counter() - start
+    while any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in processes):
+        time.sleep(0.005)
+    return call, time.perf_counter() - start

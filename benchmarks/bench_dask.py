@@ -30,7 +30,7 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import median, table
+from _common import median, table, time_stop
 
 VISITOR = """\
 import json, sys
@@ -140,15 +140,9 @@ def stop_latency(address: str, home: str, repeats: int) -> tuple[float, float]:
     with ExperimentHub(home=home, executor="dask", dask_address=address) as hub:
         for i in range(repeats):
             hub.create_experiment(f"stop{i}", "time_series", config, data=data)
-            deadline = time.monotonic() + 300
-            while not (running := stan()) and time.monotonic() < deadline:
-                time.sleep(0.02)
-            start = time.perf_counter()
-            hub.stop_training(f"stop{i}")
-            calls.append(time.perf_counter() - start)
-            while any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in running):
-                time.sleep(0.005)
-            gone.append(time.perf_counter() - start)
+            call, ended = time_stop(hub, f"stop{i}", stan, timeout=300)
+            calls.append(call)
+            gone.append(ended)
     return median(calls), median(gone)
 
 

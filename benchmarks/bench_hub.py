@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import median, table, timed
+from _common import median, table, time_stop, timed
 
 
 def bare_prophet(data, params, horizon, freq):
@@ -87,16 +87,9 @@ def stop_latency(hub, data, repeats):
     for i in range(repeats):
         name = f"stop{i}"
         hub.create_experiment(name, "time_series", config, data=data)
-        deadline = time.monotonic() + 120
-        while not stan() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        running = stan()
-        start = time.perf_counter()
-        hub.stop_training(name)
-        calls.append(time.perf_counter() - start)
-        while any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in running):
-            time.sleep(0.005)
-        gone.append(time.perf_counter() - start)
+        call, ended = time_stop(hub, name, stan)
+        calls.append(call)
+        gone.append(ended)
     return median(calls), median(gone)
 
 

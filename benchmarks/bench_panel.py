@@ -111,6 +111,15 @@ def _types():
     return Quick, Held
 
 
+def _in_threads(works: list) -> None:
+    """Run each of ``works`` in a thread of its own, all at once; return when all are done."""
+    threads = [threading.Thread(target=work) for work in works]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def _settle(app, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while app.experiment_list.pending:
@@ -148,12 +157,8 @@ def many_experiments(count: int, repeats: int) -> dict[str, object]:
         events.clear()
         renders = listing.renders
         start = time.perf_counter()
-        threads = [threading.Thread(target=lambda part=part: [hub.create_experiment(n, "quick", {}, data=data)
-                                                             for n in part]) for part in parts]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        _in_threads([lambda part=part: [hub.create_experiment(n, "quick", {}, data=data) for n in part]
+                     for part in parts])
         published = time.perf_counter() - start
         _settle(app)
         assert len(listing.rows) == count, (len(listing.rows), count)
@@ -175,12 +180,7 @@ def many_experiments(count: int, repeats: int) -> dict[str, object]:
         events.clear()
         renders = listing.renders
         start = time.perf_counter()
-        threads = [threading.Thread(target=lambda part=part: hub._publish(part)) for part in
-                   (burst[i::4] for i in range(4))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        _in_threads([lambda part=part: hub._publish(part) for part in (burst[i::4] for i in range(4))])
         published = time.perf_counter() - start
         _settle(app)
         out["progress"] = (len(events), listing.renders - renders, published, listing.rendered_at - start)
