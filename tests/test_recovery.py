@@ -54,8 +54,15 @@ def dead_identity() -> str:
     return out.strip()
 
 
-def test_only_runs_of_dead_processes_on_this_host_are_reaped(embedded_hub):
-    tracking = embedded_hub.tracking
+@pytest.fixture
+def quiet_hub(tmp_path):
+    """No warm-up: the hub's own reap on connecting would race the one this test makes."""
+    with ExperimentHub(home=str(tmp_path / "home"), warm_up=False) as hub:
+        yield hub
+
+
+def test_only_runs_of_dead_processes_on_this_host_are_reaped(quiet_hub):
+    tracking = quiet_hub.tracking
     host = recovery.lease_tags()[recovery.TAG_HOST]
     runs = {
         "dead": tracking.start_run("leases", "dead", {recovery.TAG_HOST: host, recovery.TAG_OWNER: dead_identity()}),
