@@ -1,12 +1,12 @@
-"""The worker server: a single-threaded process that preloads the heavy libraries, then forks one
-child per training job. Started by :mod:`experimenthub.jobs` as ``python -m
+"""The worker server: a single-threaded process that preloads the heavy libraries, then forks a
+child (a worker) per request. Started by :mod:`experimenthub.jobs` as ``python -m
 experimenthub._worker_server FD``; FD is a UNIX socket to the hub process.
 
-Each request on the socket carries one file descriptor: the job's end of a socket pair. The
-forked child becomes a process-group leader (so the hub can kill it with everything it started),
-runs the job over that socket and exits. Children are reaped by the kernel (SIGCHLD ignored
-here, restored in the child so that subprocesses such as CmdStan can be waited for). The server
-exits when the hub closes the socket.
+Each request on the socket carries one file descriptor: the hub's end of a socket pair to the new
+worker. The forked child becomes a process-group leader (so the hub can kill it with everything
+it started), runs the jobs sent over that socket, one at a time, and exits when the hub closes
+it. Children are reaped by the kernel (SIGCHLD ignored here, restored in the child so that
+subprocesses such as CmdStan can be waited for). The server exits when the hub closes the socket.
 
 Unlike ``multiprocessing``'s fork server, a child never re-imports the hub's ``__main__``: a plain
 script without an ``if __name__ == "__main__"`` guard works.
@@ -48,18 +48,26 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 
 def _run_child(fd: int) -> None:
+    """Run jobs sent on ``fd`` one after another until the hub closes it: a worker the hub keeps
+    for its next job costs no fork, and its pages, once copied, need no copying again."""
     conn = Connection(fd)
     conn.send(("pid", os.getpid()))
-    fn, args = conn.recv()
 
     def report(kind: str, payload: object) -> None:
         conn.send((kind, payload))
 
     try:
-        result = fn(*args, report)
-        conn.send(("result", result))
-    except BaseException as exc:
-        conn.send(("error", (type(exc).__name__, str(exc), traceback.format_exc())))
+        while True:
+            try:
+                fn, args = conn.recv()
+            except EOFError:
+                return  # the hub has no more jobs for this worker
+            try:
+                result = fn(*args, report)
+                conn.send(("result", result))
+            except BaseException as exc:
+                conn.send(("error", (type(exc).__name__, str(exc), traceback.format_exc())))
+            del fn, args
     finally:
         conn.close()
 

@@ -32,7 +32,7 @@ from typing import Any
 import msgpack  # type: ignore[import-untyped]  # (distributed's own dependency)
 from distributed import Client, Event, Reschedule, Worker, WorkerPlugin, get_client, get_worker
 
-from .jobs import JobCancelled, JobError, WorkerJob, stop_worker_server
+from .jobs import JobCancelled, JobError, WorkerJob, keep_workers, stop_worker_server
 from .jobs import warm_up as warm_up_worker_server
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ class TrainingPlugin(WorkerPlugin):
         self._lock = threading.Lock()
         self._jobs: dict[str, WorkerJob] = {}
         self.closing = False
+        keep_workers(worker.state.nthreads)  # a job per thread at once: so many workers kept between jobs
         # importing the libraries takes seconds: not on the worker's event loop
         threading.Thread(target=_warm_up, name="experimenthub-worker-server", daemon=True).start()
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .jobs import Report, WorkerJob, isolation_of
+from .jobs import Report, WorkerJob, isolation_of, keep_workers
 from .jobs import warm_up as warm_up_worker_server
 
 if TYPE_CHECKING:
@@ -56,6 +56,10 @@ class LocalExecutor:
 
     name = "local"
 
+    def __init__(self, trainings: int | None = None) -> None:
+        if trainings:
+            keep_workers(trainings)  # as many workers kept between jobs as may run at once
+
     def work(self, fn: Callable[..., Any], args: tuple[Any, ...], on_message: Report, cls: type) -> WorkItem:
         return WorkerJob(fn, args, on_message, isolation=isolation_of(cls))
 
@@ -78,7 +82,7 @@ def make_executor(settings: Settings, dask_client: Any = None) -> Executor:
     """The executor the settings ask for: Dask with ``executor="dask"`` or a given client (a
     ``distributed.Client``), else local."""
     if dask_client is None and settings.executor != "dask":
-        return LocalExecutor()
+        return LocalExecutor(settings.max_trainings)
     try:
         from .dask_executor import DaskExecutor
     except ImportError as exc:

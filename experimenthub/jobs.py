@@ -1,10 +1,16 @@
 """Running a function where it can really be stopped.
 
-``WorkerJob`` runs ``fn(*args, report)`` in a child of the worker server
-(:mod:`experimenthub._worker_server`), which has pandas, Prophet and scikit-learn preloaded: a
-job costs a fork, not an import. The child leads its own process group, so :meth:`WorkerJob.cancel`
-kills it *and* whatever it started (Prophet's CmdStan optimiser) at once; a fit has no cancel API
-to wait for. ``report(kind, payload)`` messages stream back to ``on_message`` in the calling thread.
+``WorkerJob`` runs ``fn(*args, report)`` in a worker: a child of the worker server
+(:mod:`experimenthub._worker_server`), which has pandas, Prophet and scikit-learn preloaded, so a
+worker costs a fork, not an import. A worker leads its own process group, so
+:meth:`WorkerJob.cancel` kills it *and* whatever it started (Prophet's CmdStan optimiser) at once;
+a fit has no cancel API to wait for. ``report(kind, payload)`` messages stream back to
+``on_message`` in the calling thread.
+
+A worker whose job succeeded is kept for the next one (up to :func:`keep_workers` idle, each for
+``IDLE_SECONDS`` and ``MAX_JOBS_PER_WORKER`` jobs), as ``concurrent.futures`` keeps its processes: a
+fork, the copy-on-write faults of a fresh child and its exit cost about as much CPU as a small
+Prophet fit. A job that was stopped, failed or lost its worker never hands its worker on.
 
 Functions a worker cannot import (a class defined in a notebook) run in the calling thread
 instead (``isolation="thread"``); they are stopped cooperatively at their next ``report`` call.
@@ -26,6 +32,8 @@ from typing import Any
 
 Report = Callable[[str, Any], None]
 _START_TIMEOUT = 120.0  # seconds for the server to import its libraries on a cold machine
+IDLE_SECONDS = 30.0  # a kept worker with no job for this long exits
+MAX_JOBS_PER_WORKER = 100  # then a fresh one: whatever jobs leave behind in a worker stays bounded
 
 
 class JobCancelled(Exception):
@@ -40,13 +48,26 @@ class JobError(RuntimeError):
         super().__init__(f"{kind}: {message}" if message else kind)
 
 
+class _Worker:
+    """A child of the worker server, reached over ``conn``; it runs the jobs sent there one by one."""
+
+    def __init__(self, conn: Connection, pid: int) -> None:
+        self.conn, self.pid = conn, pid
+        self.jobs = 0
+        self.expiry: threading.Timer | None = None
+
+
 class _WorkerServer:
-    """The process-wide worker server, started on first use and restarted if it died."""
+    """The process-wide worker server, started on first use and restarted if it died, with the
+    workers kept between jobs."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
+        self._idle_lock = threading.Lock()
+        self._idle: list[_Worker] = []
+        self.keep_idle = 1  # raised by keep_workers to the trainings that may run at once
 
     def _start(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -90,7 +111,53 @@ class _WorkerServer:
             theirs.close()
         return Connection(ours.detach())
 
+    def take(self) -> _Worker:
+        """A worker for one job: a kept one (the latest kept, its caches the warmest), else a new one."""
+        while True:
+            with self._idle_lock:
+                if not self._idle:
+                    break
+                worker = self._idle.pop()
+            if worker.expiry is not None:
+                worker.expiry.cancel()
+            if not worker.conn.poll():  # nothing to read while idle: alive (a dead one reads as EOF)
+                return worker
+            _discard(worker)
+        conn = self.fork()
+        try:
+            kind, pid = conn.recv()
+        except (EOFError, OSError) as exc:
+            conn.close()
+            raise JobError("WorkerDied", "the training worker exited before it started") from exc
+        return _Worker(conn, pid)
+
+    def give_back(self, worker: _Worker) -> None:
+        """Keep a worker whose job succeeded for the next job, or let it exit."""
+        worker.jobs += 1
+        with self._idle_lock:
+            if worker.jobs < MAX_JOBS_PER_WORKER and len(self._idle) < self.keep_idle:
+                worker.expiry = threading.Timer(IDLE_SECONDS, self._expire, args=(worker,))
+                worker.expiry.daemon = True
+                worker.expiry.start()
+                self._idle.append(worker)
+                return
+        worker.conn.close()  # it exits once it reads the end of its socket
+
+    def _expire(self, worker: _Worker) -> None:
+        with self._idle_lock:
+            if worker not in self._idle:
+                return  # taken meanwhile
+            self._idle.remove(worker)
+        worker.conn.close()
+
+    def _drop_idle(self) -> None:
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for worker in idle:
+            _discard(worker)
+
     def stop(self) -> None:
+        self._drop_idle()
         starting = self._process  # a server still loading its libraries holds the lock: end it first
         if starting is not None and starting.poll() is None:
             starting.terminate()
@@ -106,6 +173,13 @@ class _WorkerServer:
             self._process = self._control = None
 
 
+def _discard(worker: _Worker) -> None:
+    if worker.expiry is not None:
+        worker.expiry.cancel()
+    _kill_group(worker.pid)
+    worker.conn.close()
+
+
 _server = _WorkerServer()
 atexit.register(_server.stop)
 
@@ -113,6 +187,11 @@ atexit.register(_server.stop)
 def warm_up() -> None:
     """Start the worker server and let it import its libraries (call from a background thread)."""
     _server.ensure_started()
+
+
+def keep_workers(count: int) -> None:
+    """Keep up to ``count`` idle workers between jobs (at least; hubs in one process share them)."""
+    _server.keep_idle = max(_server.keep_idle, count)
 
 
 def stop_worker_server() -> None:
@@ -154,27 +233,30 @@ class WorkerJob:
 
     # -- process isolation -----------------------------------------------------------------
     def _run_in_process(self) -> Any:
-        conn = _server.fork()
+        worker = _server.take()
+        succeeded = False
         try:
-            kind, pid = conn.recv()
             with self._lock:
-                self._pid = pid
+                self._pid = worker.pid
                 if self._cancelled.is_set():
-                    _kill_group(pid)
                     raise JobCancelled()
             try:
-                conn.send((self._fn, self._args))
-                return self._pump(conn)
+                worker.conn.send((self._fn, self._args))
+                result = self._pump(worker.conn)
             except (EOFError, OSError) as exc:
                 if self._cancelled.is_set():
                     raise JobCancelled() from exc
                 raise JobError("WorkerDied", "the training worker exited unexpectedly") from exc
+            succeeded = True
+            return result
         finally:
             with self._lock:
-                if self._pid is not None:
-                    _kill_group(self._pid)  # never leave a worker (or its CmdStan) behind
                 self._pid = None
-            conn.close()
+                keep = succeeded and not self._cancelled.is_set()
+            if keep:
+                _server.give_back(worker)
+            else:
+                _discard(worker)  # never leave a worker (or its CmdStan) behind
 
     def _pump(self, conn: Connection) -> Any:
         while True:

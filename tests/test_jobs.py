@@ -1,6 +1,12 @@
-"""Training jobs: a stop really stops the fit (no process left), and experiments train in parallel."""
+"""Training jobs: a stop really stops the fit (no process left), experiments train in parallel, and a
+worker is kept for the next job only after a success."""
 
 from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
 
 import pandas as pd
 import psutil
@@ -8,7 +14,8 @@ import pytest
 from helpers import wait_for
 from test_settings_and_registry import MeanModel
 
-from experimenthub import TrainingFailed
+from experimenthub import TrainingFailed, jobs
+from experimenthub.jobs import JobCancelled, JobError, WorkerJob
 
 LONG = {"setup": {"target": "temp_f"},
         "create_model": {"model_type": "Prophet", "params": {"mcmc_samples": 300}}}
@@ -77,3 +84,64 @@ def test_failed_fit_is_reported_and_the_hub_goes_on(embedded_hub, daily):
     assert good is embedded_hub.experiments["bad"]
     with pytest.raises(TrainingFailed):  # still the exploding type: it fails again, and says so
         embedded_hub.wait("bad", timeout=120)
+
+
+# -- workers kept between jobs (the functions below run in a worker) ---------------------------------
+def worker_pid(report):
+    return os.getpid()
+
+
+def worker_fails(report):
+    raise ValueError("no such luck")
+
+
+def worker_waits(report):
+    report("progress", ("waiting", 0.5))
+    time.sleep(120)
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def run_job(fn) -> object:
+    return WorkerJob(fn, (), lambda kind, payload: None).run()
+
+
+def test_a_worker_runs_the_next_job_after_a_success_and_never_after_a_failure():
+    first = run_job(worker_pid)
+    assert first != os.getpid()
+    assert run_job(worker_pid) == first  # kept: no fork for the second job
+    with pytest.raises(JobError, match="no such luck"):
+        run_job(worker_fails)  # runs in the kept worker, which then goes
+    wait_for(lambda: gone(first), 10, "the worker of the failed job to exit")
+    assert run_job(worker_pid) not in (first, os.getpid())
+
+
+def test_a_stopped_job_takes_its_worker_with_it():
+    pid = run_job(worker_pid)
+    started = threading.Event()
+    job = WorkerJob(worker_waits, (), lambda kind, payload: started.set())
+    outcome: list[BaseException] = []
+    thread = threading.Thread(target=lambda: outcome.append(pytest.raises(JobCancelled, job.run).value))
+    thread.start()
+    assert started.wait(60)
+    job.cancel()
+    thread.join(10)
+    assert outcome and isinstance(outcome[0], JobCancelled)
+    wait_for(lambda: gone(pid), 10, "the stopped job's worker to be killed")
+    assert run_job(worker_pid) != pid
+
+
+def test_kept_workers_exit_when_idle_and_after_so_many_jobs(monkeypatch):
+    monkeypatch.setattr(jobs, "MAX_JOBS_PER_WORKER", 3)
+    pids = [run_job(worker_pid) for _ in range(7)]  # the first may go to a worker kept by an earlier test
+    runs = [len(list(same)) for _, same in itertools.groupby(pids)]
+    assert max(runs) == 3 and len(set(pids)) == len(runs)  # a new worker does 3 jobs, then another takes over
+    wait_for(lambda: gone(pids[0]), 10, "the worker that ran its last job to exit")
+    monkeypatch.setattr(jobs, "IDLE_SECONDS", 0.5)
+    idle = run_job(worker_pid)
+    wait_for(lambda: gone(idle), 10, "an idle worker to exit")
