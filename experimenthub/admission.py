@@ -46,6 +46,16 @@ class JobQueue:
         """Jobs that may run at once (None: no limit)."""
         return self._capacity
 
+    def set_capacity(self, capacity: int) -> None:
+        """Let ``capacity`` jobs run at once from now on (a cluster grew or shrank): waiting jobs
+        start at once when it grew; running ones finish when it shrank."""
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        with self._lock:
+            self._capacity = capacity
+            ready = self._admit()
+        self._start_all(ready)
+
     def ticket(self, start: Callable[[], None], dropped: Callable[[], None]) -> Ticket:
         """A new ticket, not in the queue yet: hand it to whoever may ``release`` it, then ``enter``
         it (its job may start, and even end, before ``enter`` returns)."""

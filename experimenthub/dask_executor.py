@@ -31,7 +31,7 @@ from distributed import Client, Event
 from distributed.scheduler import KilledWorker
 
 from .dask_cluster import LoopbackCluster
-from .dask_worker import PLUGIN_NAME, TrainingPlugin, run_training
+from .dask_worker import PLUGIN_NAME, WORKERS_PLUGIN_NAME, WORKERS_TOPIC, TrainingPlugin, WorkersPlugin, run_training
 from .errors import InvalidConfig
 from .jobs import JobCancelled, JobError, Report, isolation_of
 from .redact import redact_text, redact_uri
@@ -58,6 +58,7 @@ class DaskExecutor:
         self._cluster: LoopbackCluster | None = None
         self._prepared = False
         self._closed = False
+        self._on_slots: Callable[[int], None] | None = None
         self._address = address
         if client is not None:
             if getattr(client, "asynchronous", False):
@@ -80,8 +81,13 @@ class DaskExecutor:
         self.client()
 
     def slots(self) -> int | None:
-        """The cluster's worker threads when the executor was made (None: it had no workers yet)."""
+        """The cluster's worker threads (None: it had no workers yet); as last heard, once followed."""
         return self._slots
+
+    def follow_slots(self, on_change: Callable[[int], None]) -> None:
+        """From the connection on, call ``on_change(threads)`` (at least 1) whenever workers join or
+        leave the cluster; on the client's IO-loop thread, so it must return at once."""
+        self._on_slots = on_change
 
     def health(self) -> dict[str, Any]:
         details: dict[str, Any] = {"executor": "dask"}
@@ -133,8 +139,29 @@ class DaskExecutor:
             if not self._prepared:
                 self._client.register_plugin(TrainingPlugin(), name=PLUGIN_NAME)
                 self._client.subscribe_topic(self._topic, self._dispatch)
+                if self._on_slots is not None:
+                    self._follow_workers(self._client)
                 self._prepared = True
             return self._client
+
+    def _follow_workers(self, client: Client) -> None:
+        try:
+            client.register_plugin(WorkersPlugin(), name=WORKERS_PLUGIN_NAME)
+        except Exception as exc:  # e.g. a scheduler that cannot import experimenthub
+            log.warning("the training queue keeps its capacity of %s: could not follow the Dask cluster's "
+                        "workers: %s", self._slots, redact_text(str(exc) or type(exc).__name__))
+            return
+        # one handler per topic and client: hubs sharing one Client object would replace each other's
+        client.subscribe_topic(WORKERS_TOPIC, self._workers_changed)
+        self._workers_changed((0.0, {"threads": _threads(client) or 0}))  # who joined before we listened
+
+    def _workers_changed(self, event: tuple[float, Any]) -> None:
+        _, message = event
+        threads = message.get("threads") if isinstance(message, dict) else None
+        on_slots = self._on_slots
+        if isinstance(threads, int) and on_slots is not None:
+            self._slots = threads or None
+            on_slots(max(1, threads))  # with no worker, one job waits for the next to join
 
     def listen(self, key: str, messages: queue.SimpleQueue[Any]) -> None:
         self._listeners[key] = messages

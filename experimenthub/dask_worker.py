@@ -30,7 +30,17 @@ import threading
 from typing import Any
 
 import msgpack  # type: ignore[import-untyped]  # (distributed's own dependency)
-from distributed import Client, Event, Reschedule, Worker, WorkerPlugin, get_client, get_worker
+from distributed import (
+    Client,
+    Event,
+    Reschedule,
+    Scheduler,
+    SchedulerPlugin,
+    Worker,
+    WorkerPlugin,
+    get_client,
+    get_worker,
+)
 
 from .jobs import JobCancelled, JobError, WorkerJob, keep_workers, stop_worker_server
 from .jobs import warm_up as warm_up_worker_server
@@ -38,6 +48,8 @@ from .jobs import warm_up as warm_up_worker_server
 log = logging.getLogger(__name__)
 
 PLUGIN_NAME = "experimenthub-training"
+WORKERS_PLUGIN_NAME = "experimenthub-workers"
+WORKERS_TOPIC = "experimenthub-workers"  # {"threads": n}, logged by the scheduler as workers come and go
 MAX_EVENT_BYTES = 64 * 1024  # reports larger than this wait for the result instead
 _WATCH_INTERVAL = 0.5  # seconds between looks at the task's state (the cancel signal is immediate)
 
@@ -81,6 +93,24 @@ class TrainingPlugin(WorkerPlugin):
     def untrack(self, key: Any) -> None:
         with self._lock:
             self._jobs.pop(key, None)
+
+
+class WorkersPlugin(SchedulerPlugin):
+    """On the scheduler: whenever a worker joins or leaves (however it left), logs the cluster's
+    worker threads to :data:`WORKERS_TOPIC`, so that a hub's queue can follow the cluster."""
+
+    idempotent = True
+
+    def add_worker(self, scheduler: Scheduler, worker: str) -> None:
+        self._announce(scheduler)
+
+    def remove_worker(self, scheduler: Scheduler, worker: str, *, stimulus_id: str, **kwargs: Any) -> None:
+        self._announce(scheduler)
+
+    @staticmethod
+    def _announce(scheduler: Scheduler) -> None:
+        threads = sum(state.nthreads for state in scheduler.workers.values())
+        scheduler.log_event(WORKERS_TOPIC, {"threads": threads})
 
 
 def _warm_up() -> None:

@@ -18,6 +18,7 @@ from .jobs import Report, WorkerJob, isolation_of, keep_workers
 from .jobs import warm_up as warm_up_worker_server
 
 if TYPE_CHECKING:
+    from .admission import JobQueue
     from .settings import Settings
 
 
@@ -45,6 +46,9 @@ class Executor(Protocol):
     def slots(self) -> int | None:
         """How many jobs it can run at once (None: unknown)."""
 
+    def follow_slots(self, on_change: Callable[[int], None]) -> None:
+        """Call ``on_change(slots)`` whenever that number changes (a cluster's workers come and go)."""
+
     def health(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
@@ -70,6 +74,9 @@ class LocalExecutor:
         import os
 
         return os.cpu_count()
+
+    def follow_slots(self, on_change: Callable[[int], None]) -> None:
+        pass  # this machine's cores do not change
 
     def health(self) -> dict[str, Any]:
         return {"healthy": True, "details": {"executor": "local"}}
@@ -100,3 +107,10 @@ def queue_capacity(settings: Settings, executor: Executor) -> int:
     if executor.name == "dask" and "max_trainings" not in settings.model_fields_set:
         return executor.slots() or settings.max_trainings
     return settings.max_trainings
+
+
+def follow_capacity(settings: Settings, executor: Executor, queue: JobQueue) -> None:
+    """On Dask, unless ``max_trainings`` was set, the queue's capacity follows the cluster's worker
+    threads as workers join and leave (an adaptive cluster, a worker started on another machine)."""
+    if executor.name == "dask" and "max_trainings" not in settings.model_fields_set:
+        executor.follow_slots(queue.set_capacity)

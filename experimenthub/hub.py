@@ -28,7 +28,7 @@ from .admission import JobQueue
 from .catalogue import Catalogue
 from .errors import NoData, NotReady, TrainingFailed
 from .events import Event, EventBus, Subscription
-from .executor import make_executor, queue_capacity
+from .executor import follow_capacity, make_executor, queue_capacity
 from .health import HealthCheck
 from .persistence import Persistence
 from .predicting import Predictor
@@ -90,6 +90,7 @@ class Hub:
         self._datastream = datastream or default_datastream(settings)
         self._executor: Executor = make_executor(settings, dask_client)
         self._queue = JobQueue(queue_capacity(settings, self._executor))
+        follow_capacity(settings, self._executor, self._queue)
         self._runner = TrainingRunner(self._tracking, self._executor, self._queue, self._publish,
                                       settings.defer_figures)
         self._trainings = Trainings(self._catalogue, self._types, self._datastream, self._runner, self._publish,

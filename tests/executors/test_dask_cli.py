@@ -1,7 +1,8 @@
 """Dask clusters started the way users start them, and the one the hub starts for itself.
 
 * ``dask scheduler --host 127.0.0.1 --port 0 --scheduler-file F`` and two ``dask worker`` processes
-  from the command line; the hub connects by address (``executor="dask"``, ``dask_address``).
+  from the command line; the hub connects by address (``executor="dask"``, ``dask_address``), and
+  its queue follows a third worker joining and leaving.
 * ``executor="dask"`` with no address, from a plain script without a ``__main__`` guard: the hub
   starts a loopback cluster of its own that never runs the script again, and nothing of it is
   left running once the script exits.
@@ -30,18 +31,22 @@ def dask_command(*args: str) -> list[str]:
     return [str(Path(sys.executable).with_name("dask")), *args]
 
 
+def start_dask(workdir: Path, name: str, command: list[str]) -> subprocess.Popen[bytes]:
+    """A ``dask`` command line in its own process group, logging to a file of ``workdir``."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    with open(workdir / f"{name}.log", "wb") as log:
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
 @pytest.fixture(scope="module")
 def cli_cluster(tmp_path_factory):
     """A scheduler and two workers, each its own ``dask`` process on loopback; stopped after."""
     workdir = tmp_path_factory.mktemp("dask-cli")
     scheduler_file = workdir / "scheduler.json"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     processes = []
 
     def start(name: str, command: list[str]) -> None:
-        with open(workdir / f"{name}.log", "wb") as log:
-            processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                              start_new_session=True))
+        processes.append(start_dask(workdir, name, command))
 
     start("scheduler", dask_command("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
                                     "--scheduler-file", str(scheduler_file)))
@@ -74,6 +79,26 @@ def test_a_hub_trains_on_a_cluster_given_by_address(cli_cluster, tmp_path, daily
         assert health["healthy"] is True and health["details"]["workers"] == 2
     with Client(cli_cluster, set_as_default=False) as client:
         assert len(client.scheduler_info()["workers"]) == 2  # a cluster given by address stays up
+
+
+def test_the_queue_follows_the_cluster_as_workers_join_and_leave(cli_cluster, tmp_path, daily):
+    with ExperimentHub(home=str(tmp_path / "home"), executor="dask", dask_address=cli_cluster) as hub:
+        def capacity() -> int:
+            return hub.health(max_age=0)["executor"]["details"]["trainings"]["capacity"]
+
+        assert capacity() == 2
+        extra = start_dask(tmp_path, "worker-extra", dask_command(
+            "worker", cli_cluster, "--host", "127.0.0.1", "--nthreads", "2", "--no-dashboard", "--name", "extra"))
+        try:
+            wait_for(lambda: capacity() == 4, 120, "the queue to take the new worker's 2 threads")
+        finally:
+            stop_process_group(extra)
+        wait_for(lambda: capacity() == 2, 60, "the queue to give the stopped worker's threads back")
+    with ExperimentHub(home=str(tmp_path / "fixed"), executor="dask", dask_address=cli_cluster,
+                       max_trainings=1) as hub:
+        hub.create_experiment("sales", "time_series", SEED_CONFIG, data=daily)
+        assert hub.wait("sales", timeout=300).state == "ready"  # connected and set up: it would follow by now
+        assert hub.health(max_age=0)["executor"]["details"]["trainings"]["capacity"] == 1  # set by the user: kept
 
 
 SCRIPT = """\
