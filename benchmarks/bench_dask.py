@@ -8,7 +8,9 @@ and ``EXPERIMENTHUB_DASK_ADDRESS`` every kernel sends its trainings to one share
 Here N kernel-like processes run at once, each a hub that trained one Prophet model (its MLflow
 run logged) and then idles, as a visitor's kernel would; for each, the resident memory of the
 process and of everything it started (psutil, children included) is summed, as RSS (shared pages
-counted in every process) and PSS (shared pages split between the processes sharing them).
+counted in every process) and PSS (shared pages split between the processes sharing them): just
+after the training, while the worker that ran it is kept for a next job, and once idle (that
+worker gone after ``experimenthub.jobs.IDLE_SECONDS``).
 The shared cluster (``dask scheduler`` + 2 ``dask worker`` CLI processes on loopback, with their
 worker servers) is measured once and shown whole and per visitor.
 
@@ -31,6 +33,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import median, table, time_stop
+
+from experimenthub.jobs import IDLE_SECONDS
 
 VISITOR = """\
 import json, sys
@@ -66,8 +70,12 @@ def environment() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
 
 
-def visitors(count: int, settings: dict[str, str], workdir: Path) -> list[tuple[float, float, int]]:
-    """Start ``count`` visitors at once, wait until each trained, measure them, let them go."""
+Memory = list[tuple[float, float, int]]
+
+
+def visitors(count: int, settings: dict[str, str], workdir: Path) -> tuple[Memory, Memory]:
+    """Start ``count`` visitors at once, wait until each trained, measure them just after and once
+    idle, let them go."""
     script = workdir / "visitor.py"
     script.write_text(VISITOR)
     started = [subprocess.Popen([sys.executable, str(script), str(workdir / f"home-{i}"), json.dumps(settings)],
@@ -79,7 +87,9 @@ def visitors(count: int, settings: dict[str, str], workdir: Path) -> list[tuple[
             if not line or json.loads(line)["state"] != "ready":
                 raise RuntimeError(f"a visitor did not train: {line!r}")
         time.sleep(2)  # settle: write-behind threads done, allocator caches returned
-        return [tree_memory(process.pid) for process in started]
+        trained = [tree_memory(process.pid) for process in started]
+        time.sleep(IDLE_SECONDS)  # idle: the worker kept for a next job has exited
+        return trained, [tree_memory(process.pid) for process in started]
     finally:
         for process in started:
             if process.stdin:
@@ -165,15 +175,17 @@ def main() -> None:
         finally:
             cluster.close()
 
-    def row(label: str, measured: list[tuple[float, float, int]], extra: tuple[float, float] = (0.0, 0.0)) -> list:
+    def row(label: str, measured: Memory, extra: tuple[float, float] = (0.0, 0.0)) -> list:
         rss, pss = median([m[0] for m in measured]), median([m[1] for m in measured])
         return [label, measured[0][2], rss, pss, rss + extra[0], pss + extra[1]]
 
     per_visitor = (cluster_rss / n, cluster_pss / n)
     print(f"{n} visitors at once, each a hub that trained Prophet on 510 daily rows; medians per visitor (MiB)")
     print(table(["executor", "processes", "RSS", "PSS", f"RSS + cluster/{n}", f"PSS + cluster/{n}"], [
-        row("local: a worker server per kernel", local),
-        row("dask: one shared cluster (dask_address)", shared, per_visitor),
+        row("local: a worker server per kernel, just trained (its worker kept)", local[0]),
+        row(f"  idle ({IDLE_SECONDS:.0f} s later: the kept worker gone)", local[1]),
+        row("dask: one shared cluster (dask_address), just trained", shared[0], per_visitor),
+        row("  idle", shared[1], per_visitor),
         ["  the shared cluster itself (scheduler, 2 workers, their worker servers)", cluster_processes,
          cluster_rss, cluster_pss, "", ""],
     ]))

@@ -32,7 +32,7 @@ from typing import Any
 
 Report = Callable[[str, Any], None]
 _START_TIMEOUT = 120.0  # seconds for the server to import its libraries on a cold machine
-IDLE_SECONDS = 30.0  # a kept worker with no job for this long exits
+IDLE_SECONDS = 5.0  # a kept worker with no job for this long exits (a burst's jobs follow in ms)
 MAX_JOBS_PER_WORKER = 100  # then a fresh one: whatever jobs leave behind in a worker stays bounded
 
 
