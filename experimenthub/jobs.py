@@ -236,12 +236,22 @@ class WorkerJob:
         worker = _server.take()
         succeeded = False
         try:
-            with self._lock:
-                self._pid = worker.pid
-                if self._cancelled.is_set():
-                    raise JobCancelled()
+            while True:
+                with self._lock:
+                    self._pid = worker.pid
+                    if self._cancelled.is_set():
+                        raise JobCancelled()
+                try:
+                    worker.conn.send((self._fn, self._args))
+                    break
+                except OSError as exc:  # the worker is gone before it got the job
+                    if self._cancelled.is_set():
+                        raise JobCancelled() from exc
+                    if worker.jobs == 0:
+                        raise JobError("WorkerDied", "the training worker exited before it started") from exc
+                    _discard(worker)  # a kept one that died while idle: the job goes to a new one
+                    worker = _server.take()
             try:
-                worker.conn.send((self._fn, self._args))
                 result = self._pump(worker.conn)
             except (EOFError, OSError) as exc:
                 if self._cancelled.is_set():

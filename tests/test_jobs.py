@@ -121,6 +121,13 @@ def test_a_worker_runs_the_next_job_after_a_success_and_never_after_a_failure():
     assert run_job(worker_pid) not in (first, os.getpid())
 
 
+def test_a_kept_worker_that_died_while_idle_is_replaced_for_the_next_job():
+    pid = run_job(worker_pid)
+    psutil.Process(pid).kill()  # e.g. the kernel's out-of-memory killer
+    wait_for(lambda: gone(pid), 10, "the kept worker to die")
+    assert run_job(worker_pid) not in (pid, os.getpid())  # no WorkerDied: a new worker took the job
+
+
 def test_a_stopped_job_takes_its_worker_with_it():
     pid = run_job(worker_pid)
     started = threading.Event()
