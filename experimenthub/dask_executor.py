@@ -30,8 +30,9 @@ from typing import Any
 from distributed import Client, Event
 from distributed.scheduler import KilledWorker
 
+from . import dask_threads
 from .dask_cluster import LoopbackCluster
-from .dask_worker import PLUGIN_NAME, WORKERS_PLUGIN_NAME, WORKERS_TOPIC, TrainingPlugin, WorkersPlugin, run_training
+from .dask_worker import PLUGIN_NAME, TrainingPlugin, run_training
 from .errors import InvalidConfig
 from .jobs import JobCancelled, JobError, Report, isolation_of
 from .redact import redact_text, redact_uri
@@ -59,6 +60,7 @@ class DaskExecutor:
         self._prepared = False
         self._closed = False
         self._on_slots: Callable[[int], None] | None = None
+        self._following = False  # the queue's capacity follows the cluster's threads
         self._address = address
         if client is not None:
             if getattr(client, "asynchronous", False):
@@ -118,6 +120,8 @@ class DaskExecutor:
                 client.unsubscribe_topic(self._topic)
             except Exception:
                 log.debug("could not unsubscribe from %s", self._topic, exc_info=True)
+            if self._following:
+                dask_threads.unfollow(client, self._slots_changed)
         if client is not None and self._owns_client:
             client.close()
         if self._cluster is not None:
@@ -140,26 +144,13 @@ class DaskExecutor:
                 self._client.register_plugin(TrainingPlugin(), name=PLUGIN_NAME)
                 self._client.subscribe_topic(self._topic, self._dispatch)
                 if self._on_slots is not None:
-                    self._follow_workers(self._client)
+                    self._following = dask_threads.follow(self._client, self._slots_changed)
                 self._prepared = True
             return self._client
 
-    def _follow_workers(self, client: Client) -> None:
-        try:
-            client.register_plugin(WorkersPlugin(), name=WORKERS_PLUGIN_NAME)
-        except Exception as exc:  # e.g. a scheduler that cannot import experimenthub
-            log.warning("the training queue keeps its capacity of %s: could not follow the Dask cluster's "
-                        "workers: %s", self._slots, redact_text(str(exc) or type(exc).__name__))
-            return
-        # one handler per topic and client: hubs sharing one Client object would replace each other's
-        client.subscribe_topic(WORKERS_TOPIC, self._workers_changed)
-        self._workers_changed((0.0, {"threads": _threads(client) or 0}))  # who joined before we listened
-
-    def _workers_changed(self, event: tuple[float, Any]) -> None:
-        _, message = event
-        threads = message.get("threads") if isinstance(message, dict) else None
+    def _slots_changed(self, threads: int) -> None:
         on_slots = self._on_slots
-        if isinstance(threads, int) and on_slots is not None:
+        if on_slots is not None:
             self._slots = threads or None
             on_slots(max(1, threads))  # with no worker, one job waits for the next to join
 

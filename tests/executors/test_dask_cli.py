@@ -82,18 +82,27 @@ def test_a_hub_trains_on_a_cluster_given_by_address(cli_cluster, tmp_path, daily
 
 
 def test_the_queue_follows_the_cluster_as_workers_join_and_leave(cli_cluster, tmp_path, daily):
-    with ExperimentHub(home=str(tmp_path / "home"), executor="dask", dask_address=cli_cluster) as hub:
-        def capacity() -> int:
-            return hub.health(max_age=0)["executor"]["details"]["trainings"]["capacity"]
+    from distributed import Client
 
-        assert capacity() == 2
+    def capacity(hub: ExperimentHub) -> int:
+        return hub.health(max_age=0)["executor"]["details"]["trainings"]["capacity"]
+
+    # two hubs given one client (a notebook cell run twice) and one connecting by address
+    with Client(cli_cluster, set_as_default=False) as client, \
+            ExperimentHub(home=str(tmp_path / "a"), dask_client=client) as first, \
+            ExperimentHub(home=str(tmp_path / "b"), dask_client=client) as second, \
+            ExperimentHub(home=str(tmp_path / "c"), executor="dask", dask_address=cli_cluster) as third:
+        assert [capacity(hub) for hub in (first, second, third)] == [2, 2, 2]
         extra = start_dask(tmp_path, "worker-extra", dask_command(
             "worker", cli_cluster, "--host", "127.0.0.1", "--nthreads", "2", "--no-dashboard", "--name", "extra"))
         try:
-            wait_for(lambda: capacity() == 4, 120, "the queue to take the new worker's 2 threads")
+            wait_for(lambda: [capacity(hub) for hub in (first, second, third)] == [4, 4, 4], 120,
+                     "every queue to take the new worker's 2 threads")
+            second.close()  # its share of the client's subscription goes; the first hub keeps following
         finally:
             stop_process_group(extra)
-        wait_for(lambda: capacity() == 2, 60, "the queue to give the stopped worker's threads back")
+        wait_for(lambda: [capacity(first), capacity(third)] == [2, 2], 60,
+                 "the queues to give the stopped worker's threads back")
     with ExperimentHub(home=str(tmp_path / "fixed"), executor="dask", dask_address=cli_cluster,
                        max_trainings=1) as hub:
         hub.create_experiment("sales", "time_series", SEED_CONFIG, data=daily)
