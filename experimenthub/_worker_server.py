@@ -62,6 +62,9 @@ def _run_child(fd: int) -> None:
                 fn, args = conn.recv()
             except EOFError:
                 return  # the hub has no more jobs for this worker
+            except Exception as exc:  # the job does not unpickle here (its module does not import): say why
+                conn.send(("error", (type(exc).__name__, str(exc), traceback.format_exc())))
+                continue
             try:
                 result = fn(*args, report)
                 conn.send(("result", result))

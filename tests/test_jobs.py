@@ -121,6 +121,21 @@ def test_a_worker_runs_the_next_job_after_a_success_and_never_after_a_failure():
     assert run_job(worker_pid) not in (first, os.getpid())
 
 
+def worker_takes(payload, report):
+    return os.getpid()
+
+
+def test_a_job_the_worker_cannot_unpickle_fails_with_the_reason(tmp_path, monkeypatch):
+    jobs.warm_up()  # the worker server keeps the import path it started with: without tmp_path
+    (tmp_path / "hub_only_module.py").write_text("class Payload:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import hub_only_module
+
+    with pytest.raises(JobError, match="ModuleNotFoundError.*hub_only_module"):
+        WorkerJob(worker_takes, (hub_only_module.Payload(),), lambda kind, payload: None).run()
+    assert run_job(worker_pid) != os.getpid()  # and the next job runs
+
+
 def test_a_kept_worker_that_died_while_idle_is_replaced_for_the_next_job():
     pid = run_job(worker_pid)
     psutil.Process(pid).kill()  # e.g. the kernel's out-of-memory killer
