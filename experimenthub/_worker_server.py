@@ -47,6 +47,10 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+def _error(exc: BaseException) -> tuple[str, tuple[str, str, str]]:
+    return "error", (type(exc).__name__, str(exc), traceback.format_exc())
+
+
 def _run_child(fd: int) -> None:
     """Run jobs sent on ``fd`` one after another until the hub closes it: a worker the hub keeps
     for its next job costs no fork, and its pages, once copied, need no copying again."""
@@ -63,13 +67,13 @@ def _run_child(fd: int) -> None:
             except EOFError:
                 return  # the hub has no more jobs for this worker
             except Exception as exc:  # the job does not unpickle here (its module does not import): say why
-                conn.send(("error", (type(exc).__name__, str(exc), traceback.format_exc())))
+                conn.send(_error(exc))
                 continue
             try:
                 result = fn(*args, report)
                 conn.send(("result", result))
             except BaseException as exc:
-                conn.send(("error", (type(exc).__name__, str(exc), traceback.format_exc())))
+                conn.send(_error(exc))
             del fn, args
     finally:
         conn.close()

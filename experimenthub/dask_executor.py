@@ -60,15 +60,14 @@ class DaskExecutor:
         self._prepared = False
         self._closed = False
         self._on_slots: Callable[[int], None] | None = None
-        self._following = False  # the queue's capacity follows the cluster's threads
         self._address = address
         if client is not None:
             if getattr(client, "asynchronous", False):
                 raise TypeError("dask_client must be a synchronous distributed.Client")
-            self._slots: int | None = _threads(client)
+            self._slots: int | None = dask_threads.count(client) or None
         elif address:
             self._client = _connect(address)
-            self._slots = _threads(self._client)
+            self._slots = dask_threads.count(self._client) or None
         else:
             home = home or Path(".experimenthub").resolve()
             self._cluster = LoopbackCluster(home / "dask" / f"cluster-{os.getpid()}", n_workers or os.cpu_count() or 1)
@@ -120,7 +119,7 @@ class DaskExecutor:
                 client.unsubscribe_topic(self._topic)
             except Exception:
                 log.debug("could not unsubscribe from %s", self._topic, exc_info=True)
-            if self._following:
+            if self._on_slots is not None:
                 dask_threads.unfollow(client, self._slots_changed)
         if client is not None and self._owns_client:
             client.close()
@@ -144,7 +143,7 @@ class DaskExecutor:
                 self._client.register_plugin(TrainingPlugin(), name=PLUGIN_NAME)
                 self._client.subscribe_topic(self._topic, self._dispatch)
                 if self._on_slots is not None:
-                    self._following = dask_threads.follow(self._client, self._slots_changed)
+                    dask_threads.follow(self._client, self._slots_changed)
                 self._prepared = True
             return self._client
 
@@ -277,10 +276,6 @@ def _connect(address: str) -> Client:
     except Exception as exc:
         raise InvalidConfig(f"cannot reach the Dask scheduler at {redact_uri(address)}: "
                             f"{redact_text(str(exc) or type(exc).__name__)}", "dask_address") from None
-
-
-def _threads(client: Client) -> int | None:
-    return sum(client.nthreads().values()) or None
 
 
 def _reason(future: Any) -> str:

@@ -28,15 +28,20 @@ _lock = threading.Lock()
 _followers: weakref.WeakKeyDictionary[Client, list[OnThreads]] = weakref.WeakKeyDictionary()
 
 
-def follow(client: Client, on_threads: OnThreads) -> bool:
+def count(client: Client) -> int:
+    """The cluster's worker threads now (a call to the scheduler)."""
+    return sum(client.nthreads().values())
+
+
+def follow(client: Client, on_threads: OnThreads) -> None:
     """Call ``on_threads(threads)`` now and whenever a worker joins or leaves (on the client's IO-loop
-    thread: it must return at once). False when the scheduler cannot take the plugin (e.g. it cannot
-    import experimenthub): nothing will be reported."""
+    thread: it must return at once). Nothing is reported when the scheduler cannot take the plugin
+    (e.g. it cannot import experimenthub): a warning says so."""
     try:
         client.register_plugin(WorkersPlugin(), name=WORKERS_PLUGIN_NAME)  # idempotent
     except Exception as exc:
         log.warning("cannot follow the Dask cluster's workers: %s", redact_text(str(exc) or type(exc).__name__))
-        return False
+        return
     with _lock:
         callbacks = _followers.get(client)
         if callbacks is None:
@@ -44,8 +49,7 @@ def follow(client: Client, on_threads: OnThreads) -> bool:
             reference = weakref.ref(client)  # the handler, kept by the client, must not keep it alive
             client.subscribe_topic(WORKERS_TOPIC, lambda event: _deliver(reference, event))
         callbacks.append(on_threads)
-    on_threads(sum(client.nthreads().values()))  # the workers that joined before we listened
-    return True
+    on_threads(count(client))  # the workers that joined before we listened
 
 
 def unfollow(client: Client, on_threads: OnThreads) -> None:

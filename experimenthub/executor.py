@@ -104,7 +104,7 @@ def make_executor(settings: Settings, dask_client: Any = None) -> Executor:
 def queue_capacity(settings: Settings, executor: Executor) -> int:
     """Trainings the hub runs at once: ``max_trainings`` when it was set, else, on Dask, the
     cluster's worker threads (each job holds one while it fits)."""
-    if executor.name == "dask" and "max_trainings" not in settings.model_fields_set:
+    if _follows_cluster(settings, executor):
         return executor.slots() or settings.max_trainings
     return settings.max_trainings
 
@@ -112,5 +112,9 @@ def queue_capacity(settings: Settings, executor: Executor) -> int:
 def follow_capacity(settings: Settings, executor: Executor, queue: JobQueue) -> None:
     """On Dask, unless ``max_trainings`` was set, the queue's capacity follows the cluster's worker
     threads as workers join and leave (an adaptive cluster, a worker started on another machine)."""
-    if executor.name == "dask" and "max_trainings" not in settings.model_fields_set:
+    if _follows_cluster(settings, executor):
         executor.follow_slots(queue.set_capacity)
+
+
+def _follows_cluster(settings: Settings, executor: Executor) -> bool:
+    return executor.name == "dask" and "max_trainings" not in settings.model_fields_set
